@@ -1,0 +1,75 @@
+"""Actual state: what Podman has, as plain data, taken once per pass.
+
+Backends fill these values; the planner compares them with the desired state. Nothing here
+talks to Podman, so planner tests build Observed values by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# Podman's container states that mean "the process is up".
+RUNNING_STATES = frozenset({"running"})
+
+
+@dataclass(frozen=True)
+class ObservedContainer:
+    id: str
+    name: str
+    state: str  # created | running | exited | paused | stopped | ...
+    labels: dict[str, str] = field(default_factory=dict)
+    restart_count: int = 0
+    health: str = ""  # healthy | unhealthy | starting | "" (no healthcheck)
+    exit_code: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+
+@dataclass(frozen=True)
+class ObservedImage:
+    id: str
+    refs: tuple[str, ...]  # repo tags, e.g. ("localhost/web:latest",)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObservedVolume:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObservedMachine:
+    """One `podman machine` as list + inspect report it, in podform's units."""
+
+    name: str
+    provider: str  # VMType: libkrun | applehv | qemu | wsl | hyperv
+    state: Literal["running", "starting", "stopped"]
+    cpus: int
+    memory_mib: int
+    disk_gib: int
+    rootful: bool
+    volumes: tuple[str, ...] = ()  # "source:target[:options]" as given at init
+    socket_path: str = ""  # ConnectionInfo.PodmanSocket.Path; empty when not known/running
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where a group of images/workloads lives: the default API, or a machine's socket."""
+
+    key: str  # "" for the default connection, else the machine name
+    url: str
+
+
+@dataclass
+class Observed:
+    """Everything podform owns or needs to know about, per connection key ("" = default)."""
+
+    containers: dict[str, list[ObservedContainer]] = field(default_factory=dict)
+    images: dict[str, list[ObservedImage]] = field(default_factory=dict)
+    volumes: dict[str, list[ObservedVolume]] = field(default_factory=dict)
+    machines: dict[str, ObservedMachine] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # connection key -> why it was not observed
