@@ -1,0 +1,404 @@
+"""Static security policy: what a schema-valid manifest may ask of the host.
+
+Runs after schema validation and before the desired-state model is built; like validation it is
+all-or-nothing (any issue here means no Podman call at all). Pure apart from reading the local
+filesystem to resolve symlinks of bind-mount sources, device paths and build contexts.
+
+What `spec.policy.allowPrivileged: true` on the Stack lifts, and what it does not:
+- lifted: `privileged: true`, host network (`network: host` or joining a namespace with `ns:`),
+  capabilities outside the Kubernetes baseline set, bind mounts of `/`, `/etc`, `/proc`, `/sys`,
+  `/dev`, `/boot`, `/root`, `~/.ssh` or a Podman/Docker socket (or a directory holding one), and
+  block devices (a workload that really needs a raw disk can have it, knowingly);
+- never lifted: devices outside `/dev` or that are `/dev/mem`, `/dev/kmem`, `/dev/port`; SELinux
+  relabelling (`:z`/`:Z`) of one of the protected host paths above, which would relabel the host's
+  own files; mount targets `/`, `/proc`, `/sys` inside the container (mounting over procfs or sysfs
+  is a known runc escape route); build contexts leaving the repository; invalid names; labels
+  under `io.podform.`.
+
+Checks on the local filesystem are made where podform runs. For a workload on a Podman machine the
+host paths live in the VM (usually mirrored from the host through machine volumes), so the
+lexical rules are the ones that always hold; symlink and block-device checks are best effort there.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import stat
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import Issue
+from reconciler.manifests import Document
+
+PRIVILEGE_FIX = "privileged containers need the Stack's spec.policy.allowPrivileged: true"
+
+NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+NAME_MAX = 63
+MACHINE_NAME_MAX = 30
+# Podman's own name rule for volumes and secrets (libpod define.NameRegex).
+PODMAN_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+# CDI qualified device name vendor.tld/class=name (container-device-interface parser).
+CDI_NAME_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9_.-]*/[a-zA-Z][a-zA-Z0-9_.-]*=[a-zA-Z0-9_.:-]+")
+
+# Kubernetes Pod Security Standards, Baseline: the capabilities a container may add.
+BASELINE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
+
+SYSTEM_DIRS = ("/etc", "/proc", "/sys", "/dev", "/boot", "/root")
+FORBIDDEN_TARGETS = ("/proc", "/sys")
+FORBIDDEN_DEVICES = frozenset({"/dev/mem", "/dev/kmem", "/dev/port"})
+_SOCKET_NAME_RE = re.compile(r".*(docker|podman|containerd|buildkitd).*\.sock")
+# Disks, partitions and their aliases: raw access to them is access to every file on the host.
+_BLOCK_DEVICE_RE = re.compile(
+    r"/dev/(?:(?:sd|hd|vd|xvd)[a-z].*|nvme\d.*|mmcblk\d.*|loop.*|dm-.*|md.*|nbd\d.*|sr\d+|sg\d+"
+    r"|(?:disk|mapper|block)(?:/.*)?)"
+)
+MAX_CONTEXT_ENTRIES = 20_000
+
+JsonPath = tuple[str | int, ...]
+
+
+def normalize_host_path(raw: str, base_dir: Path) -> Path:
+    """`raw` as the host sees it: `~` expanded, relative to base_dir, `..` and symlinks resolved."""
+    return Path(os.path.realpath(os.path.join(base_dir, os.path.expanduser(raw))))
+
+
+def find_repo_root(start: Path) -> Path | None:
+    """The nearest directory at or above `start` holding `.git` (a directory, or a worktree file)."""
+    start = Path(os.path.realpath(start))
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
+def is_bind_source(source: str) -> bool:
+    """Whether the source of a `source:target` volume is a host path rather than a volume name."""
+    return source in (".", "..") or source.startswith(("/", "./", "../", "~"))
+
+
+def name_problem(name: str, max_len: int = NAME_MAX) -> str | None:
+    """Why `name` is not a podform name, or None. Uses fullmatch: `$` would accept `web\\n`."""
+    if len(name) <= max_len and NAME_RE.fullmatch(name):
+        return None
+    return (
+        f"{name!r} is not a valid name: use at most {max_len} lowercase letters, digits and '-',"
+        " starting and ending with a letter or digit"
+    )
+
+
+def check_policy(docs: Sequence[Document], *, allow_privileged: bool) -> list[Issue]:
+    """Every policy violation in `docs`; empty when they may be applied."""
+    issues: list[Issue] = []
+    for doc in docs:
+        issues.extend(
+            Issue(
+                message, location=doc.locate(path), json_path=_json_path(path), subject=doc.subject
+            )
+            for path, message in _check_document(doc, allow_privileged)
+        )
+    return issues
+
+
+Finding = tuple[JsonPath, str]
+
+
+def _json_path(path: JsonPath) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _check_document(doc: Document, allow_privileged: bool) -> Iterator[Finding]:
+    meta = _dict(doc.data.get("metadata"))
+    spec = _dict(doc.data.get("spec"))
+    name = meta.get("name")
+    if isinstance(name, str):
+        problem = name_problem(name, MACHINE_NAME_MAX if doc.kind == "Machine" else NAME_MAX)
+        if problem:
+            yield ("metadata", "name"), problem
+    for key in _dict(meta.get("labels")):
+        if key.lower().startswith("io.podform."):
+            yield ("metadata", "labels", key), "labels io.podform.* are reserved for podform"
+    if doc.kind == "Image":
+        yield from _check_machine_ref(spec)
+        build = spec.get("build")
+        if isinstance(build, dict):
+            yield from _check_build(doc, build)
+    elif doc.kind == "DeviceMapping":
+        for i, entry in enumerate(_list(spec.get("devices"))):
+            if isinstance(entry, str):
+                at = ("spec", "devices", i)
+                if entry.startswith("/"):
+                    yield from _check_device_path(at, entry, allow_privileged)
+                else:
+                    yield from _check_cdi(at, entry)
+    elif doc.kind == "Workload":
+        yield from _check_machine_ref(spec)
+        yield from _check_workload(doc, spec, allow_privileged)
+
+
+def _check_machine_ref(spec: dict[str, Any]) -> Iterator[Finding]:
+    machine = spec.get("machine")
+    if isinstance(machine, str) and (problem := name_problem(machine, MACHINE_NAME_MAX)):
+        yield ("spec", "machine"), f"machine {problem}"
+
+
+def _check_workload(doc: Document, spec: dict[str, Any], allow: bool) -> Iterator[Finding]:
+    image = str(spec.get("image", ""))
+    # A full reference ("/" or ":") goes to Podman as is; anything else names an Image document.
+    if image and not any(c in image for c in "/:") and (problem := name_problem(image)):
+        yield ("spec", "image"), f"image {problem}"
+    for i, dep in enumerate(_list(spec.get("dependsOn"))):
+        at: JsonPath = ("spec", "dependsOn", i)
+        if isinstance(dep, dict):
+            dep, at = dep.get("name"), (*at, "name")
+        if isinstance(dep, str) and (problem := name_problem(dep)):
+            yield at, f"dependsOn {problem}"
+    for i, secret in enumerate(_list(spec.get("secrets"))):
+        ref = _dict(secret).get("name")
+        if isinstance(ref, str) and not PODMAN_NAME_RE.fullmatch(ref):
+            yield ("spec", "secrets", i, "name"), f"{ref!r} is not a valid Podman secret name"
+    if not allow:
+        if spec.get("privileged") is True:
+            yield ("spec", "privileged"), f"privileged: true is refused; {PRIVILEGE_FIX}"
+        network = spec.get("network")
+        if isinstance(network, str) and (network == "host" or network.startswith("ns:")):
+            yield ("spec", "network"), f"host network ({network}) is refused; {PRIVILEGE_FIX}"
+        for i, cap in enumerate(_list(spec.get("capAdd"))):
+            if isinstance(cap, str) and _capability(cap) not in BASELINE_CAPABILITIES:
+                yield (
+                    ("spec", "capAdd", i),
+                    f"capability {cap} is outside the baseline set; {PRIVILEGE_FIX}",
+                )
+    for i, volume in enumerate(_list(spec.get("volumes"))):
+        if isinstance(volume, str):
+            yield from _check_volume(doc, ("spec", "volumes", i), volume, allow)
+    for i, entry in enumerate(_list(spec.get("devices"))):
+        if not isinstance(entry, str):
+            continue
+        at = ("spec", "devices", i)
+        if entry.startswith("/"):
+            yield from _check_device_path(at, entry, allow)
+        elif "/" in entry or "=" in entry:
+            yield from _check_cdi(at, entry)
+        elif problem := name_problem(entry):
+            yield at, f"device mapping {problem}"
+
+
+def _capability(cap: str) -> str:
+    cap = cap.strip().upper()
+    return cap.removeprefix("CAP_")
+
+
+def _lexical(path: str) -> str:
+    """`..`, `.` and repeated slashes collapsed without touching the filesystem."""
+    normal = posixpath.normpath(path)
+    # POSIX keeps exactly two leading slashes as implementation-defined; Linux treats them as one.
+    return "/" + normal.lstrip("/") if normal.startswith("/") else normal
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _check_volume(doc: Document, at: JsonPath, volume: str, allow: bool) -> Iterator[Finding]:
+    parts = volume.split(":")
+    if len(parts) > 3:
+        yield at, f"volume {volume!r}: expected source:target[:options]"
+        return
+    target = parts[1] if len(parts) > 1 else parts[0]
+    normal_target = _lexical(target)
+    if normal_target == "/" or any(_under(normal_target, t) for t in FORBIDDEN_TARGETS):
+        yield at, f"mounting over {target} inside the container is refused"
+    if len(parts) == 1:
+        return  # an anonymous volume: no host source
+    source = parts[0]
+    if not is_bind_source(source):
+        if not PODMAN_NAME_RE.fullmatch(source):
+            yield at, f"{source!r} is not a valid volume name (nor a path: start it with ./ or /)"
+        return
+    reason = _protected_reason(source, doc.base_dir, _trusted_root(doc.base_dir))
+    if reason is None:
+        return
+    options = parts[2].split(",") if len(parts) == 3 else []
+    if "z" in options or "Z" in options:
+        yield (
+            at,
+            f"relabelling (:z/:Z) {source} is refused: {reason}, and relabelling changes it on the host",
+        )
+    elif not allow:
+        yield at, f"bind mount of {source} is refused: {reason}; {PRIVILEGE_FIX}"
+
+
+def _known_sockets() -> list[str]:
+    sockets = [
+        "/run/docker.sock",
+        "/var/run/docker.sock",
+        "/run/podman/podman.sock",
+        "/var/run/podman/podman.sock",
+        f"/run/user/{os.getuid()}/podman/podman.sock",
+    ]
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        sockets.append(os.path.join(runtime_dir, "podman", "podman.sock"))
+    return sockets
+
+
+def _trusted_root(base_dir: Path) -> str:
+    """The manifest's git repository, or outside git its folder."""
+    return str(find_repo_root(base_dir) or os.path.realpath(base_dir))
+
+
+def _protected_reason(source: str, base_dir: Path, trusted: str) -> str | None:
+    """Why binding `source` would hand the container the host, or None.
+
+    A checkout living below a system directory (root's home /root/proj, a GitOps tree under
+    /etc) may bind its own files: the system-directory rule spares paths inside `trusted` when
+    `trusted` itself lies strictly below that directory. The SSH and socket rules spare nothing.
+    """
+    lexical = _lexical(os.path.join(base_dir, os.path.expanduser(source)))
+    resolved = str(normalize_host_path(source, base_dir))
+    # Each protected path is compared both as written and resolved (macOS: /etc -> /private/etc).
+    ssh = os.path.join(os.path.expanduser("~"), ".ssh")
+    sockets = _known_sockets()
+    for candidate in (lexical, resolved):
+        if candidate == "/":
+            return "it is the host's root directory"
+        for directory in SYSTEM_DIRS:
+            for root in {directory, os.path.realpath(directory)}:
+                spared = trusted != root and _under(trusted, root) and _under(resolved, trusted)
+                if _under(candidate, root) and not spared:
+                    return f"{directory} is a host system directory"
+        if _under(candidate, _lexical(ssh)) or _under(candidate, os.path.realpath(ssh)):
+            return "~/.ssh holds the host's SSH keys"
+        if _SOCKET_NAME_RE.fullmatch(posixpath.basename(candidate)):
+            return "a Podman/Docker socket gives root on the host"
+        for socket in sockets:
+            if _under(socket, candidate) or _under(os.path.realpath(socket), candidate):
+                return f"it contains the Podman/Docker socket {socket}"
+    return None
+
+
+def _check_cdi(at: JsonPath, entry: str) -> Iterator[Finding]:
+    if not CDI_NAME_RE.fullmatch(entry):
+        yield (
+            at,
+            (
+                f"{entry!r} is neither a /dev path nor a CDI device name"
+                " (vendor.tld/class=name, e.g. nvidia.com/gpu=all)"
+            ),
+        )
+
+
+def _check_device_path(at: JsonPath, entry: str, allow: bool) -> Iterator[Finding]:
+    parts = entry.split(":")
+    if len(parts) > 3 or (len(parts) == 3 and not set(parts[2]) <= set("rwm")):
+        yield at, f"device {entry!r}: expected /dev/host[:/dev/container[:rwm]]"
+        return
+    host = _lexical(parts[0])
+    if len(parts) > 1 and not _lexical(parts[1]).startswith("/dev/"):
+        yield at, f"device {entry!r}: the container path {parts[1]} must be under /dev"
+    if not host.startswith("/dev/"):
+        yield at, f"device {parts[0]} is refused: device paths must be under /dev"
+        return
+    resolved = os.path.realpath(host)
+    if not resolved.startswith("/dev/"):
+        yield at, f"device {parts[0]} is refused: it is a symlink that resolves outside /dev"
+        return
+    if host in FORBIDDEN_DEVICES or resolved in FORBIDDEN_DEVICES:
+        yield at, f"device {parts[0]} is refused: it exposes the host's memory or I/O ports"
+        return
+    if allow:
+        return
+    if (
+        _BLOCK_DEVICE_RE.fullmatch(host)
+        or _BLOCK_DEVICE_RE.fullmatch(resolved)
+        or _is_block(resolved)
+    ):
+        yield (
+            at,
+            f"device {parts[0]} is refused: block devices give raw disk access; {PRIVILEGE_FIX}",
+        )
+
+
+def _is_block(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False  # absent here; it may exist on the machine that runs the workload
+
+
+def _check_build(doc: Document, build: dict[str, Any]) -> Iterator[Finding]:
+    raw_context = build.get("context", ".")
+    if not isinstance(raw_context, str):
+        return
+    at: JsonPath = ("spec", "build", "context")
+    repo = find_repo_root(doc.base_dir)
+    root = repo or Path(os.path.realpath(doc.base_dir))
+    where = f"the git repository {root}" if repo else f"the manifest's folder {root}"
+    context = normalize_host_path(raw_context, doc.base_dir)
+    if not context.is_relative_to(root):
+        yield at, f"build context {raw_context} is refused: it must stay inside {where}"
+        return
+    if not context.is_dir():
+        what = "is not a directory" if context.exists() else "does not exist"
+        yield at, f"build context {raw_context} {what}"
+        return
+    containerfile = build.get("containerfile")
+    if isinstance(containerfile, str):
+        cf_at: JsonPath = ("spec", "build", "containerfile")
+        resolved = normalize_host_path(containerfile, context)
+        if not resolved.is_relative_to(context):
+            yield (
+                cf_at,
+                f"containerfile {containerfile} is refused: it must stay inside the build context",
+            )
+        elif not resolved.is_file():
+            yield (
+                cf_at,
+                f"containerfile {containerfile} does not exist in build context {raw_context}",
+            )
+    yield from ((at, message) for message in _context_symlinks(context, raw_context))
+
+
+def _context_symlinks(context: Path, raw_context: str) -> Iterator[str]:
+    """Symlinks leaving the context. Only link targets' paths are resolved, never read."""
+    errors: list[OSError] = []
+    seen = 0
+    for directory, dirs, files in os.walk(context, onerror=errors.append):
+        for entry in (*dirs, *files):
+            seen += 1
+            if seen > MAX_CONTEXT_ENTRIES:
+                yield f"build context has more than {MAX_CONTEXT_ENTRIES} files"
+                return
+            path = os.path.join(directory, entry)
+            if os.path.islink(path) and not Path(os.path.realpath(path)).is_relative_to(context):
+                link = os.path.relpath(path, context)
+                yield f"symlink {link} in build context {raw_context} points outside the build context"
+    for error in errors:
+        yield f"build context {raw_context} cannot be read: {error.strerror}"
