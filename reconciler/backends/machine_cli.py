@@ -1,0 +1,495 @@
+"""`podman machine ...` through a Runner: the only code that runs the podman binary for machines.
+
+Backend layer: the executor calls the mutating methods, the observer calls `list_machines()`.
+Everything version-dependent lives here (Podman 5.x machines are per provider and need
+CONTAINERS_MACHINE_PROVIDER on every call; Podman 6 sees every provider, takes `init
+--provider` and refuses `--all-providers`), as does turning Podman's error texts into typed
+errors. Podman reports every failure as `Error: <text>` with exit 125, so texts are all there is.
+
+Argument lists only, never a shell. Machine names are checked against Podman's own name rule
+before any call; such a name cannot start with "-", so no `--` separator is needed and argv
+stays what a user would type.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from reconciler.errors import PermanentError, PodformError, TemporaryError
+from reconciler.observed import ObservedMachine
+
+MIB = 1024**2
+GIB = 1024**3
+PROVIDER_ENV = "CONTAINERS_MACHINE_PROVIDER"
+# cmd/podman/machine/init.go (Podman 5.x): the name rule and its length limit.
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+MAX_NAME_LEN = 30
+
+# Seconds. init may download a machine image; stop waits up to 90 s for a graceful shutdown.
+TIMEOUT_QUERY = 60.0
+TIMEOUT_INIT = 1800.0
+TIMEOUT_START = 600.0
+TIMEOUT_STOP = 180.0
+TIMEOUT_CHANGE = 300.0
+
+
+# --- running podman --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Runner(Protocol):
+    """Runs one command (an argument list, never a shell line) and returns what it printed."""
+
+    def run(self, argv: list[str], env: dict[str, str] | None, timeout: float) -> RunResult: ...
+
+
+# What podman on the host needs from the caller's environment; everything else stays out, so a
+# stray DOCKER_HOST or CONTAINER_HOST cannot redirect a machine command.
+_PASS_NAMES = frozenset({"PATH", "HOME", "TMPDIR", "PODMAN_CONNECTIONS_CONF"})
+_PASS_PREFIXES = ("XDG_", "CONTAINERS_")
+
+
+class SubprocessRunner:
+    """The real Runner: subprocess with an argument list, no stdin, a minimal environment.
+
+    `passthrough_prefixes` lets more variables through (tests pass `FAKE_PODMAN_`).
+    """
+
+    def __init__(
+        self, passthrough_prefixes: Sequence[str] = (), base_env: Mapping[str, str] | None = None
+    ) -> None:
+        self._prefixes = _PASS_PREFIXES + tuple(passthrough_prefixes)
+        self._base_env = os.environ if base_env is None else base_env
+
+    def environment(self, extra: dict[str, str] | None) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in self._base_env.items()
+            if k in _PASS_NAMES or k.startswith(self._prefixes)
+        }
+        env.update(extra or {})
+        return env
+
+    def run(self, argv: list[str], env: dict[str, str] | None, timeout: float) -> RunResult:
+        try:
+            done = subprocess.run(
+                argv,
+                env=self.environment(env),
+                stdin=subprocess.DEVNULL,  # never a TTY: Podman must not prompt
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise TemporaryError(
+                f"`{shlex.join(argv)}` did not finish within {timeout:g}s"
+            ) from None
+        except OSError as e:
+            raise PermanentError(f"cannot run {argv[0]!r}: {e.strerror or e}") from None
+        return RunResult(done.returncode, done.stdout, done.stderr)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class _CommandFailure(PodformError):
+    """Carries the failed command line and Podman's stderr for debugging."""
+
+    def __init__(self, message: str, command: str = "", stderr: str = "") -> None:
+        self.command = command
+        self.stderr = stderr
+        super().__init__(message)
+
+
+class MachineCommandFailed(_CommandFailure, PermanentError):
+    """A `podman machine` command failed in a way podform does not recognise."""
+
+
+class MachineNotFound(MachineCommandFailed):
+    """`<name>: VM does not exist` (on 5.x also when it exists under another provider)."""
+
+
+class MachineExists(MachineCommandFailed):
+    """init: the machine exists (5.x: in this provider; 6.x: in any provider)."""
+
+
+class ConnectionNameTaken(MachineExists):
+    """init: a system connection `<name>` or `<name>-root` exists, e.g. from another provider."""
+
+
+class MachineAlreadyRunning(MachineCommandFailed):
+    """start: the machine is already running."""
+
+
+class OnlyOneVmActive(MachineCommandFailed):
+    """start: on macOS another applehv/libkrun machine is starting or running."""
+
+
+class MachineMustBeStopped(MachineCommandFailed):
+    """set (or rm without -f) refused because the machine is running."""
+
+
+class DiskShrinkRefused(MachineCommandFailed):
+    """set --disk-size: the disk can only grow."""
+
+
+class KrunkitMissing(MachineCommandFailed):
+    """libkrun needs the krunkit helper, which Homebrew's podman does not bundle."""
+
+
+class ProviderUnsupported(MachineCommandFailed):
+    """The provider is unknown or not available on this OS."""
+
+
+class MachineWrongState(_CommandFailure, TemporaryError):
+    """The machine is between states (e.g. starting); a later pass may succeed."""
+
+
+class MachineBootFailed(_CommandFailure, TemporaryError):
+    """start: the VM did not reach the running state."""
+
+
+KRUNKIT_FIX = (
+    "libkrun machines need krunkit, which is not installed: "
+    "`brew tap slp/krun && brew install krunkit`, or install Podman with the .pkg installer "
+    "from podman.io, which bundles it"
+)
+
+# Podman's texts (pkg/machine/define/errors.go, shim/host.go, apple/apple.go), most specific
+# first: "system connection ... already exists" must win over "already exists".
+_KNOWN: tuple[tuple[str, type[_CommandFailure]], ...] = (
+    ("only one VM can be active at a time", OnlyOneVmActive),
+    ("VM does not exist", MachineNotFound),
+    ("already running", MachineAlreadyRunning),
+    ("unable to change settings unless vm is stopped", MachineMustBeStopped),
+    ("cannot be destroyed", MachineMustBeStopped),
+    ("new disk size must be larger than", DiskShrinkRefused),
+    ("system connection", ConnectionNameTaken),
+    ("already exists", MachineExists),
+    ('"krunkit": executable file not found', KrunkitMissing),
+    ("unknown VMType", ProviderUnsupported),
+    ("unsupported virtualization provider", ProviderUnsupported),
+    ("unsupported provider", ProviderUnsupported),
+    ("VM in wrong state to perform action", MachineWrongState),
+    ("did not transition into running state", MachineBootFailed),
+)
+
+
+def translate_failure(command: str, stderr: str) -> PodformError:
+    """Podman's `Error: ...` text (exit 125) -> the matching typed error."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error: ")]
+    detail = (errors or lines or ["no error message"])[-1]
+    for needle, cls in _KNOWN:
+        if needle in stderr:
+            message = KRUNKIT_FIX if cls is KrunkitMissing else detail
+            return cls(message, command, stderr)
+    return MachineCommandFailed(f"{detail} (command: {command})", command, stderr)
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """The local podman client: its version, host OS/arch and the provider it uses by default."""
+
+    version: tuple[int, int, int]
+    os: str  # darwin | linux | windows
+    arch: str  # arm64 | amd64
+    default_provider: str  # what `init` uses without a provider (5.x applehv, 6.x libkrun)
+
+    @property
+    def sees_all_providers(self) -> bool:
+        """Podman 6 finds machines of every provider; 5.x only those of the current one."""
+        return self.version >= (6, 0, 0)
+
+    @property
+    def has_all_providers_flag(self) -> bool:
+        """`machine list --all-providers` exists from 5.3.0 and was removed in 6.0."""
+        return (5, 3, 0) <= self.version < (6, 0, 0)
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """'5.8.2' -> (5, 8, 2); pre-release suffixes ('6.0.0-rc1', '6.0.0-dev') are ignored."""
+    match = re.match(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if match is None:
+        raise PermanentError(f"cannot read the Podman version from {text!r}")
+    return int(match[1]), int(match[2]), int(match[3] or 0)
+
+
+def check_name(name: str) -> None:
+    """Refuse names Podman would refuse, before anything runs (and before any argv is built)."""
+    if len(name) > MAX_NAME_LEN or not NAME_RE.match(name):
+        raise PermanentError(
+            f"invalid machine name {name!r}: at most {MAX_NAME_LEN} characters matching "
+            "[a-zA-Z0-9][a-zA-Z0-9_.-]*"
+        )
+
+
+def _exact_units(raw: Any, unit: int, what: str, name: str) -> int:
+    """`machine list` reports sizes as decimal strings of bytes; podform keeps whole MiB/GiB."""
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise PermanentError(f"machine {name}: unexpected {what} {raw!r} from podman") from None
+    if value % unit:
+        raise PermanentError(f"machine {name}: {what} of {value} bytes is not a whole unit")
+    return value // unit
+
+
+def _socket_path(info: dict[str, Any]) -> str:
+    """ConnectionInfo.PodmanSocket: the `symlink` is the usable path when present (GetPath)."""
+    sock = (info.get("ConnectionInfo") or {}).get("PodmanSocket") or {}
+    return str(sock.get("symlink") or sock.get("Path") or "")
+
+
+def _state(entry: dict[str, Any]) -> Literal["running", "starting", "stopped"]:
+    # Running is queried live; Starting is a persisted flag that can be stale after a crash,
+    # so it only counts when the machine is not running. The engine decides what stale means.
+    if entry.get("Running"):
+        return "running"
+    if entry.get("Starting"):
+        return "starting"
+    return "stopped"
+
+
+class MachineCli:
+    """Podman's machine commands for one podman binary, with version quirks handled."""
+
+    def __init__(self, podman: str, runner: Runner) -> None:
+        self._podman = podman
+        self._runner = runner
+        self._info: ClientInfo | None = None
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def client_info(self) -> ClientInfo:
+        """Version, OS/arch and default provider, from `machine info` (cached).
+
+        `podman machine info` is answered by the client alone. `podman version` would also
+        ask the API service for its version, and on macOS that service only exists while a
+        machine runs.
+        """
+        if self._info is None:
+            out = self._run_json(["machine", "info", "--format", "json"], None, TIMEOUT_QUERY)
+            if not isinstance(out, dict):
+                raise PermanentError("unexpected output from `podman machine info`")
+            version = parse_version(str(out.get("Version", {}).get("Version", "")))
+            if version < (5, 0, 0):
+                raise PermanentError(
+                    "Podman 4.x machines are not supported; install Podman 5 or newer"
+                )
+            host = out.get("Host", {})
+            os_arch = str(out.get("Version", {}).get("OsArch", "/")).partition("/")
+            self._info = ClientInfo(
+                version=version,
+                os=str(host.get("OS") or os_arch[0]),
+                arch=str(host.get("Arch") or os_arch[2]),
+                default_provider=str(host.get("VMType", "")),
+            )
+        return self._info
+
+    def list_machines(self) -> list[ObservedMachine]:
+        """Every machine of every provider, in podform's units, in Podman's list order."""
+        info = self.client_info()
+        if info.sees_all_providers:
+            entries = self._list(["machine", "list", "--format", "json"], None)
+        elif info.has_all_providers_flag:
+            entries = self._list(["machine", "list", "--all-providers", "--format", "json"], None)
+        else:  # 5.0-5.2: no --all-providers, ask each provider of this OS in turn
+            entries = []
+            for provider in _os_providers(info):
+                entries += self._list(["machine", "list", "--format", "json"], provider)
+        by_provider: dict[str, list[str]] = {}
+        for entry in entries:
+            by_provider.setdefault(str(entry["VMType"]), []).append(str(entry["Name"]))
+        inspected: dict[tuple[str, str], dict[str, Any]] = {}
+        if info.sees_all_providers and entries:
+            names = list(dict.fromkeys(str(e["Name"]) for e in entries))
+            for item in self._inspect(names, None):
+                inspected[(str(_find_provider(item, entries)), str(item["Name"]))] = item
+        else:
+            for provider, names in by_provider.items():
+                for item in self._inspect(names, provider):
+                    inspected[(provider, str(item["Name"]))] = item
+        machines = []
+        for entry in entries:
+            name, provider = str(entry["Name"]), str(entry["VMType"])
+            detail = inspected.get((provider, name))
+            if detail is None:  # removed between list and inspect: it is gone now
+                continue
+            state = _state(entry)
+            machines.append(
+                ObservedMachine(
+                    name=name,
+                    provider=provider,
+                    state=state,
+                    cpus=int(entry["CPUs"]),
+                    memory_mib=_exact_units(entry["Memory"], MIB, "Memory", name),
+                    disk_gib=_exact_units(entry["DiskSize"], GIB, "DiskSize", name),
+                    rootful=bool(detail.get("Rootful")),
+                    # Podman reports no mounts (InspectInfo has no such field), so a machine's
+                    # volumes are known only from what podform recorded when it created it.
+                    volumes=(),
+                    socket_path=_socket_path(detail) if state == "running" else "",
+                )
+            )
+        return machines
+
+    # --- changes ---------------------------------------------------------------------------
+
+    def init(
+        self,
+        name: str,
+        provider: str,
+        cpus: int,
+        memory_mib: int,
+        disk_gib: int,
+        rootful: bool,
+        volumes: Iterable[str],
+        now: bool = False,
+    ) -> None:
+        """`podman machine init` with every setting explicit (memory MiB, disk GiB).
+
+        No volumes means Podman's defaults (on macOS /Users, /private, /var/folders).
+        """
+        check_name(name)
+        argv = ["machine", "init", "--cpus", str(cpus), "--memory", str(memory_mib)]
+        argv += ["--disk-size", str(disk_gib), f"--rootful={str(rootful).lower()}"]
+        for volume in volumes:
+            argv += ["--volume", volume]
+        if self.client_info().sees_all_providers:
+            argv += ["--provider", provider]
+        if now:
+            argv.append("--now")
+            argv += self._no_connection_prompt()
+        self._change([*argv, name], provider, TIMEOUT_INIT)
+
+    def start(self, name: str, provider: str) -> None:
+        """`podman machine start`; re-read the socket path afterwards, it may have moved."""
+        check_name(name)
+        argv = ["machine", "start", "--no-info", *self._no_connection_prompt(), name]
+        self._change(argv, provider, TIMEOUT_START)
+
+    def stop(self, name: str, provider: str) -> None:
+        """`podman machine stop`; stopping a stopped machine succeeds."""
+        check_name(name)
+        self._change(["machine", "stop", name], provider, TIMEOUT_STOP)
+
+    def set(
+        self,
+        name: str,
+        provider: str,
+        cpus: int | None = None,
+        memory_mib: int | None = None,
+        disk_gib: int | None = None,
+        rootful: bool | None = None,
+    ) -> None:
+        """`podman machine set` with only the given settings; the machine must be stopped."""
+        check_name(name)
+        argv = ["machine", "set"]
+        if cpus is not None:
+            argv += ["--cpus", str(cpus)]
+        if memory_mib is not None:
+            argv += ["--memory", str(memory_mib)]
+        if disk_gib is not None:
+            argv += ["--disk-size", str(disk_gib)]
+        if rootful is not None:
+            argv.append(f"--rootful={str(rootful).lower()}")
+        if len(argv) == 2:
+            return
+        self._change([*argv, name], provider, TIMEOUT_CHANGE)
+
+    def rm(self, name: str, provider: str) -> None:
+        """`podman machine rm -f`: stops it if running, never prompts. Missing is an error."""
+        check_name(name)
+        self._change(["machine", "rm", "-f", name], provider, TIMEOUT_CHANGE)
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _no_connection_prompt(self) -> list[str]:
+        # Podman 6 asks on a TTY whether the started machine becomes the default connection;
+        # podform reaches machines by socket path and leaves the user's default alone.
+        return ["--update-connection=false"] if self.client_info().sees_all_providers else []
+
+    def _env(self, provider: str | None) -> dict[str, str] | None:
+        # 5.x sees only the current provider's machines, so every call names it (as Podman
+        # Desktop does). Podman 6 finds machines across providers by itself.
+        if provider is None or self.client_info().sees_all_providers:
+            return None
+        return {PROVIDER_ENV: provider}
+
+    def _change(self, argv: list[str], provider: str, timeout: float) -> None:
+        env = self._env(provider)
+        result = self._runner.run([self._podman, *argv], env, timeout)
+        if result.returncode != 0:
+            raise translate_failure(self._display(argv, env), result.stderr)
+
+    def _list(self, argv: list[str], provider: str | None) -> list[dict[str, Any]]:
+        out = self._run_json(argv, self._env(provider), TIMEOUT_QUERY)
+        if not isinstance(out, list):
+            raise PermanentError(f"unexpected output from `{self._display(argv, None)}`")
+        return out
+
+    def _inspect(self, names: list[str], provider: str | None) -> list[dict[str, Any]]:
+        argv = ["machine", "inspect", *names]
+        env = self._env(provider)
+        result = self._runner.run([self._podman, *argv], env, TIMEOUT_QUERY)
+        # Unknown names still print the others and exit 125; a machine that vanished since
+        # `list` is simply absent from the answer.
+        vanished = result.returncode != 0 and "VM does not exist" in result.stderr
+        if result.returncode != 0 and not vanished:
+            raise translate_failure(self._display(argv, env), result.stderr)
+        out = self._decode(result, argv)
+        if not isinstance(out, list):
+            raise PermanentError(f"unexpected output from `{self._display(argv, env)}`")
+        return out
+
+    def _run_json(self, argv: list[str], env: dict[str, str] | None, timeout: float) -> Any:
+        result = self._runner.run([self._podman, *argv], env, timeout)
+        if result.returncode != 0:
+            raise translate_failure(self._display(argv, env), result.stderr)
+        return self._decode(result, argv)
+
+    def _decode(self, result: RunResult, argv: list[str]) -> Any:
+        try:
+            return json.loads(result.stdout)
+        except json.JSONDecodeError as e:
+            raise PermanentError(
+                f"`{self._display(argv, None)}` printed something that is not JSON: {e}"
+            ) from None
+
+    def _display(self, argv: list[str], env: dict[str, str] | None) -> str:
+        prefix = " ".join(f"{k}={v}" for k, v in (env or {}).items())
+        return (prefix + " " if prefix else "") + shlex.join([self._podman, *argv])
+
+
+def _os_providers(info: ClientInfo) -> list[str]:
+    """Providers a 5.0-5.2 client supports on this OS (pkg/machine/provider/platform_*.go)."""
+    if info.os == "darwin":
+        return ["applehv", "libkrun"] if info.version >= (5, 1, 0) else ["applehv"]
+    if info.os == "windows":
+        return ["wsl", "hyperv"]
+    return ["qemu"]
+
+
+def _find_provider(item: dict[str, Any], entries: list[dict[str, Any]]) -> str:
+    """Podman 6 inspects across providers; match an inspect entry back to its list entry."""
+    config_dir = str((item.get("ConfigDir") or {}).get("Path", ""))
+    candidates = [str(e["VMType"]) for e in entries if e["Name"] == item.get("Name")]
+    for provider in candidates:
+        if config_dir.rstrip("/").endswith("/" + provider):
+            return provider
+    return candidates[0] if candidates else ""
