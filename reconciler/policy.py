@@ -74,6 +74,7 @@ _BLOCK_DEVICE_RE = re.compile(
 MAX_CONTEXT_ENTRIES = 20_000
 
 JsonPath = tuple[str | int, ...]
+Finding = tuple[JsonPath, str]  # where in the document, and what is wrong there
 
 
 def normalize_host_path(raw: str, base_dir: Path) -> Path:
@@ -116,9 +117,6 @@ def check_policy(docs: Sequence[Document], *, allow_privileged: bool) -> list[Is
             for path, message in _check_document(doc, allow_privileged)
         )
     return issues
-
-
-Finding = tuple[JsonPath, str]
 
 
 def _json_path(path: JsonPath) -> str:
@@ -391,6 +389,9 @@ def _context_symlinks(context: Path, raw_context: str) -> Iterator[str]:
     errors: list[OSError] = []
     seen = 0
     for directory, dirs, files in os.walk(context, onerror=errors.append):
+        # A clone never writes symlinks into .git, and its objects would eat the entry budget.
+        if ".git" in dirs:
+            dirs.remove(".git")
         for entry in (*dirs, *files):
             seen += 1
             if seen > MAX_CONTEXT_ENTRIES:

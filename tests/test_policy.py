@@ -402,6 +402,16 @@ def test_huge_build_context_is_refused(repo: Path, monkeypatch: pytest.MonkeyPat
     only(check(image(repo, context="llama")), "$.spec.build.context", "has more than 5 files")
 
 
+def test_git_directory_does_not_count_towards_the_bound(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A context at the repository root is not refused for the objects inside .git."""
+    monkeypatch.setattr(policy, "MAX_CONTEXT_ENTRIES", 5)
+    for n in range(10):
+        (repo / ".git" / f"obj{n}").write_text("x")
+    assert check(image(repo, context=".")) == []
+
+
 def test_context_limit_is_twenty_thousand_entries() -> None:
     """The default bound on a build context walk is 20000 entries."""
     assert policy.MAX_CONTEXT_ENTRIES == 20_000
