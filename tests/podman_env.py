@@ -127,15 +127,19 @@ def cleanup_stack(stack: str) -> None:
     podform refuses to touch them); stack names are random, so the prefix is the test's own.
     """
     label = f"label={STACK_LABEL}={stack}"
-    ids = set(podman_cli("ps", "-a", "-q", "--filter", label).split())
-    ids |= set(podman_cli("ps", "-a", "-q", "--filter", f"name=^{stack}-").split())
-    if ids:
-        podman_cli("rm", "-f", "-t", "0", *sorted(ids))
+    # Pods first: their infra containers can only go with the pod. --ignore and -t 0 because
+    # objects may vanish between listing and removal, and nobody waits for a graceful stop.
+    pods = podman_cli("pod", "ps", "-q", "--filter", label).split()
+    if pods:
+        podman_cli("pod", "rm", "--force", "--ignore", "-t", "0", *pods)
+    containers = set(podman_cli("ps", "-a", "-q", "--filter", label).split())
+    containers |= set(podman_cli("ps", "-a", "-q", "--filter", f"name=^{stack}-").split())
+    if containers:
+        podman_cli("rm", "--force", "--ignore", "-t", "0", *sorted(containers))
     listings: list[tuple[list[str], list[str]]] = [
-        (["pod", "ps", "-q", "--filter", label], ["pod", "rm", "-f", "-t", "0"]),
-        (["images", "-q", "--filter", label], ["rmi", "-f"]),
-        (["volume", "ls", "-q", "--filter", label], ["volume", "rm", "-f"]),
-        (["network", "ls", "-q", "--filter", label], ["network", "rm", "-f"]),
+        (["images", "-q", "--filter", label], ["rmi", "--force", "--ignore"]),
+        (["volume", "ls", "-q", "--filter", label], ["volume", "rm", "--force", "-t", "0"]),
+        (["network", "ls", "-q", "--filter", label], ["network", "rm", "--force", "-t", "0"]),
     ]
     for list_args, remove_args in listings:
         found = sorted(set(podman_cli(*list_args).split()))

@@ -33,7 +33,9 @@ def test_busybox_image_runs_commands(busybox_image: str, stack_name: str) -> Non
 
 
 @pytest.mark.podman
-def test_cleanup_removes_only_the_stacks_objects(busybox_image: str, stack_name: str) -> None:
+def test_cleanup_removes_only_the_stacks_objects(
+    busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
     """cleanup_stack removes the stack's labelled and name-prefixed objects, not another stack's."""
     other = f"t-{secrets.token_hex(4)}"
     try:
@@ -42,6 +44,13 @@ def test_cleanup_removes_only_the_stacks_objects(busybox_image: str, stack_name:
                        f"{STACK_LABEL}={stack}", busybox_image, "true")  # fmt: skip
             podman_cli("volume", "create", "--label", f"{STACK_LABEL}={stack}", f"{stack}-data")
         podman_cli("create", "--name", f"{stack_name}-unlabelled-1", busybox_image, "true")
+        context = tmp_path / "ctx"
+        context.mkdir()
+        (context / "Containerfile").write_text(f"FROM {busybox_image}\n")
+        image_ref = f"localhost/{stack_name}-img:latest"
+        podman_cli(
+            "build", "-q", "--label", f"{STACK_LABEL}={stack_name}", "-t", image_ref, str(context)
+        )
         assert set(container_ids(stack_name)) == {f"{stack_name}-web-1"}
         assert container_state(f"{stack_name}-web-1") == "created"
 
@@ -53,6 +62,7 @@ def test_cleanup_removes_only_the_stacks_objects(busybox_image: str, stack_name:
         volumes = podman_cli("volume", "ls", "-q").split()
         assert f"{stack_name}-data" not in volumes
         assert f"{other}-data" in volumes
+        assert podman_cli("images", "-q", "--filter", f"reference={image_ref}").strip() == ""
         assert set(container_ids(other)) == {f"{other}-web-1"}
     finally:
         cleanup_stack(other)
