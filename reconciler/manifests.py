@@ -7,12 +7,19 @@ keys) and that every value can be traced back to file:line:col.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import codecs
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Final
 
-from reconciler.errors import Location
+import yaml
+
+from reconciler.errors import InvalidInput, Issue, Location
 
 JsonPath = tuple[str | int, ...]
 
@@ -54,3 +61,405 @@ class Document:
     def subject(self) -> str:
         """`Workload "llama"` for messages; empty when kind or name is unusable."""
         return f'{self.kind} "{self.name}"' if self.kind and self.name else self.kind
+
+
+# --- Loading -------------------------------------------------------------------------------------
+#
+# One pass over the parser's event stream builds the plain data, checks every strictness rule and
+# records positions. Walking events with an explicit stack (instead of composing nodes and
+# constructing them recursively) means no Python or C recursion ever depends on the input's depth:
+# the walk gives up at the 65th level before anything deeper is parsed. PyYAML's constructors,
+# resolvers and the global SafeLoader are never used, so nothing of YAML 1.1 typing leaks in.
+
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64  # the document's top-level mapping is level 1
+STDIN = "-"
+
+# libyaml's parser (fast, and it keeps marks); the pure-Python parser yields the same events.
+_LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = (
+    yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+)
+_CORE = "tag:yaml.org,2002:"
+_ANCHORS = "anchors and aliases are not allowed"
+_NON_STRING_KEY = "mapping keys must be strings"
+_TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels"
+# libyaml stops by itself at 1000 flow levels while looking ahead for a simple key, before the
+# walk sees level 65; its error is reported with podform's message at libyaml's position.
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
+
+# Characters YAML 1.2 allows in a stream (c-printable); everything else is refused up front.
+_NON_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+# YAML 1.2 core schema, https://yaml.org/spec/1.2.2/#1032-tag-resolution
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_DECIMAL = re.compile(r"[-+]?[0-9]+")
+_OCTAL = re.compile(r"0o[0-7]+")
+_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_INF_NAN = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+# YAML 1.1 reads 0755 as octal 493, YAML 1.2 as decimal 755: whichever we picked, someone's file
+# mode or version string would silently change.
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+
+_INVALID: Final = object()  # a value already reported as an issue
+_NO_KEY: Final = object()  # a mapping frame waiting for its next key
+_BAD_KEY: Final = object()  # the key was rejected: its value is walked but not stored
+
+
+class _ScalarError(ValueError):
+    """A scalar that cannot be given a type; the message is for the user."""
+
+
+def _number(text: str) -> int | float | None:
+    """The YAML 1.2 core int or float `text` denotes, else None (it is a string)."""
+    if _LEADING_ZERO.fullmatch(text):
+        digits = text.lstrip("+-")
+        sign = text[: len(text) - len(digits)]
+        plain = digits.lstrip("0") or "0"
+        hint = f"0o{plain}" if not sign and set(digits) <= set("01234567") else sign + plain
+        raise _ScalarError(f'ambiguous number {text}: quote it ("{text}") or write {hint}')
+    try:
+        if _DECIMAL.fullmatch(text):
+            return int(text)
+        if _OCTAL.fullmatch(text):
+            return int(text[2:], 8)
+        if _HEX.fullmatch(text):
+            return int(text[2:], 16)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        raise _ScalarError(f"number {text[:20]}... has too many digits") from None
+    if _INF_NAN.fullmatch(text):
+        raise _ScalarError(f"{text} is not allowed: infinity and NaN are not JSON numbers")
+    if _FLOAT.fullmatch(text):
+        value = float(text)
+        if not math.isfinite(value):
+            raise _ScalarError(f"number {text} is out of range")
+        return value
+    return None
+
+
+def _plain(text: str) -> Any:
+    """An untagged plain scalar: null, bool, int or float by the YAML 1.2 core rules, else str."""
+    if text in _NULLS:
+        return None
+    if text in _BOOLS:
+        return _BOOLS[text]
+    number = _number(text)
+    return text if number is None else number
+
+
+def _tagged(name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def resolve(text: str) -> Any:
+        value = convert(text)
+        if value is _INVALID:
+            raise _ScalarError(f"'{text}' is not a valid !!{name}")
+        return value
+
+    return resolve
+
+
+def _as_int(text: str) -> Any:
+    number = _number(text)
+    return number if isinstance(number, int) else _INVALID
+
+
+def _as_float(text: str) -> Any:
+    number = _number(text)
+    return _INVALID if number is None else float(number)
+
+
+_SCALAR_TAGS: dict[str, Callable[[str], Any]] = {
+    _CORE + "str": str,
+    _CORE + "null": _tagged("null", lambda t: None if t in _NULLS else _INVALID),
+    _CORE + "bool": _tagged("bool", lambda t: _BOOLS.get(t, _INVALID)),
+    _CORE + "int": _tagged("int", _as_int),
+    _CORE + "float": _tagged("float", _as_float),
+}
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag
+
+
+def _describe(value: object) -> str:
+    for kind, article in ((bool, "a boolean"), (int, "an integer"), (float, "a number")):
+        if isinstance(value, kind):
+            return article
+    return "a list" if isinstance(value, list) else "a string"
+
+
+@dataclass
+class _Frame:
+    """A mapping or sequence being filled."""
+
+    value: dict[str, Any] | list[Any]
+    path: JsonPath | None  # None inside a key or a rejected entry: no positions are recorded
+    location: Location
+    key: object = _NO_KEY
+    first_line: dict[str, int] = field(default_factory=dict)  # for duplicate-key messages
+
+
+class _FileWalker:
+    """Turns the text of one file into Documents, reporting every problem into `issues`."""
+
+    def __init__(self, file: str, base_dir: Path, issues: list[Issue]) -> None:
+        self.file = file
+        self.base_dir = base_dir
+        self.issues = issues
+        self.documents: list[Document] = []
+        self.number = 0  # 1-based, counting empty documents too: what a reader of the file sees
+        self.stack: list[_Frame] = []
+        self.root: object = None
+        self.root_location = Location(file, 1, 1)
+        self.positions: dict[JsonPath, Location] = {}
+        self.key_positions: dict[JsonPath, Location] = {}
+
+    def walk(self, text: str) -> list[Document]:
+        try:
+            for event in yaml.parse(text, Loader=_LOADER):
+                if not self._feed(event):
+                    break
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            problem = exc.problem or exc.context or "invalid YAML"
+            message = _TOO_DEEP if problem == _LIBYAML_TOO_DEEP else problem
+            self._issue(message, self._location(mark) if mark else Location(self.file, 1, 1))
+        except yaml.YAMLError as exc:  # reader errors; the byte checks should have caught them
+            self._issue(str(exc), Location(self.file, 1, 1))
+        return self.documents
+
+    def _location(self, mark: Any) -> Location:
+        return Location(self.file, mark.line + 1, mark.column + 1)
+
+    def _issue(self, message: str, location: Location) -> None:
+        self.issues.append(Issue(message, location))
+
+    def _feed(self, event: yaml.Event) -> bool:
+        """Take one event; False when the file must not be read further."""
+        location = self._location(event.start_mark)
+        if isinstance(event, yaml.DocumentStartEvent):
+            self.number += 1
+            self.root, self.positions, self.key_positions = None, {}, {}
+        elif isinstance(event, yaml.DocumentEndEvent):
+            self._end_document()
+        elif isinstance(event, yaml.AliasEvent):
+            self._issue(_ANCHORS, location)
+            self._attach(_INVALID, location)
+        elif isinstance(event, yaml.ScalarEvent):
+            self._check_anchor(event, location)
+            path = self._child_path()
+            if path is not None:
+                self.positions[path] = location
+            merge = event.value == "<<" and event.implicit[0]
+            self._attach(self._scalar(event, location), location, merge=merge)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(self.stack) >= MAX_DEPTH:
+                self._issue(_TOO_DEEP, location)
+                return False
+            self._check_anchor(event, location)
+            is_map = isinstance(event, yaml.MappingStartEvent)
+            allowed = _CORE + ("map" if is_map else "seq")
+            if event.tag is not None and event.tag != allowed:
+                self._issue(f"tag '{_short_tag(event.tag)}' is not allowed", location)
+            path = self._child_path()
+            if path is not None:
+                self.positions[path] = location
+            self.stack.append(_Frame({} if is_map else [], path, location))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            frame = self.stack.pop()
+            self._attach(frame.value, frame.location)
+        return True
+
+    def _check_anchor(self, event: yaml.NodeEvent, location: Location) -> None:
+        if event.anchor is not None:
+            self._issue(_ANCHORS, location)
+
+    def _scalar(self, event: yaml.ScalarEvent, location: Location) -> Any:
+        if event.tag is None:  # quoted and block scalars are always strings
+            convert: Callable[[str], Any] = _plain if event.implicit[0] else str
+        elif event.tag in _SCALAR_TAGS:
+            convert = _SCALAR_TAGS[event.tag]
+        else:
+            self._issue(f"tag '{_short_tag(event.tag)}' is not allowed", location)
+            return _INVALID
+        try:
+            return convert(event.value)
+        except _ScalarError as exc:
+            self._issue(str(exc), location)
+            return _INVALID
+
+    def _child_path(self) -> JsonPath | None:
+        """Path of the node about to start, or None when it is a key or under a rejected key."""
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if top.path is None:
+            return None
+        if isinstance(top.value, list):
+            return (*top.path, len(top.value))
+        return (*top.path, top.key) if isinstance(top.key, str) else None
+
+    def _attach(self, value: object, location: Location, *, merge: bool = False) -> None:
+        """Put a finished node where it belongs: document root, list item, mapping key or value."""
+        if not self.stack:
+            self.root, self.root_location = value, location
+            return
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            top.value.append(value)
+        elif top.key is _NO_KEY:
+            top.key = self._accept_key(top, value, location, merge)
+        else:
+            if isinstance(top.key, str):
+                top.value[top.key] = value
+            top.key = _NO_KEY
+
+    def _accept_key(self, top: _Frame, key: object, location: Location, merge: bool) -> object:
+        if key is _INVALID:
+            return _BAD_KEY
+        if merge:
+            self._issue("merge keys are not allowed", location)
+            return _BAD_KEY
+        if not isinstance(key, str):
+            self._issue(_NON_STRING_KEY, location)
+            return _BAD_KEY
+        first = top.first_line.get(key)
+        if first is not None:
+            self._issue(f"duplicate key {key!r} (first at line {first})", location)
+            return _BAD_KEY
+        top.first_line[key] = location.line
+        if top.path is not None:
+            self.key_positions[(*top.path, key)] = location
+        return key
+
+    def _end_document(self) -> None:
+        root = self.root
+        if root is None or root is _INVALID:  # empty document, or already reported
+            return
+        if isinstance(root, dict):
+            self.documents.append(
+                Document(
+                    file=self.file,
+                    index=len(self.documents),
+                    data=root,
+                    base_dir=self.base_dir,
+                    positions=self.positions,
+                    key_positions=self.key_positions,
+                )
+            )
+        else:
+            message = f"document {self.number}: expected a mapping, got {_describe(root)}"
+            self._issue(message, self.root_location)
+
+
+def _decode(data: bytes, file: str, issues: list[Issue]) -> str | None:
+    """The text of a file's bytes, or None after reporting why it cannot be read as YAML."""
+    start = Location(file, 1, 1)
+    if len(data) > MAX_BYTES:
+        issues.append(Issue("file is larger than 1 MiB", start))
+        return None
+    # UTF-16/32 are legal YAML but no manifest needs them; one encoding keeps byte offsets,
+    # hashes and diffs simple. (UTF-32 LE starts with the UTF-16 LE mark.)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        issues.append(Issue("file is UTF-16 encoded; save it as UTF-8", start))
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        col = len(data[line_start : exc.start].decode("utf-8-sig")) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        issues.append(Issue(f"not valid UTF-8 at byte {exc.start}", Location(file, line, col)))
+        return None
+    text = text.removeprefix("\ufeff")
+    bad = _NON_PRINTABLE.search(text)
+    if bad:
+        pos = bad.start()
+        line = text.count("\n", 0, pos) + 1
+        col = pos - text.rfind("\n", 0, pos)
+        message = f"non-printable character U+{ord(bad.group()):04X} is not allowed"
+        issues.append(Issue(message, Location(file, line, col)))
+        return None
+    return text
+
+
+def _load_bytes(data: bytes, file: str, base_dir: Path, issues: list[Issue]) -> list[Document]:
+    text = _decode(data, file, issues)
+    return [] if text is None else _FileWalker(file, base_dir, issues).walk(text)
+
+
+# --- Finding files -------------------------------------------------------------------------------
+
+
+def _skipped(name: str) -> bool:
+    """Hidden entries and editor leftovers (vim `.x.swp`, emacs `x~`, `#x#`, `.#x`)."""
+    return (
+        name.startswith(".") or name.endswith("~") or (name.startswith("#") and name.endswith("#"))
+    )
+
+
+def _walk(root: Path, issues: list[Issue]) -> list[Path]:
+    """Manifest files below `root`, relative to it, sorted by path components."""
+
+    def unreadable(exc: OSError) -> None:
+        # A silently missing subdirectory would look like deleted manifests to prune.
+        issues.append(Issue(f"{exc.filename}: cannot read directory: {exc.strerror}"))
+
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
+        dirnames[:] = [d for d in dirnames if not _skipped(d)]
+        for name in filenames:
+            if name.endswith((".yaml", ".yml")) and not _skipped(name):
+                found.append(Path(dirpath, name).relative_to(root))
+    return sorted(found, key=lambda p: p.parts)
+
+
+def _sources(paths: Sequence[str], issues: list[Issue]) -> list[tuple[str, Path | None]]:
+    """(display name, file) for every file to read, in order; the file is None for stdin."""
+    seen: set[Path] = set()
+    sources: list[tuple[str, Path | None]] = []
+    for given in paths:
+        if given == STDIN:
+            sources.append((STDIN, None))
+            continue
+        root = Path(given)
+        if root.is_dir():
+            files = [(os.path.join(given, *rel.parts), root / rel) for rel in _walk(root, issues)]
+        elif root.exists():  # named explicitly: read whatever its extension
+            files = [(given, root)]
+        else:
+            issues.append(Issue(f"{given}: no such file or directory"))
+            continue
+        for display, path in files:
+            identity = path.resolve()
+            if identity not in seen:  # `-f a.yaml -f .` must not declare everything twice
+                seen.add(identity)
+                sources.append((display, path))
+    return sources
+
+
+def manifest_files(paths: Sequence[str]) -> list[Path]:
+    """The files `load_manifests(paths)` would read, as the user named them (stdin left out)."""
+    return [path for _, path in _sources(paths, []) if path is not None]
+
+
+def load_manifests(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Document]:
+    """Every non-empty document of `paths` in order, or InvalidInput with every problem found."""
+    issues: list[Issue] = []
+    documents: list[Document] = []
+    for display, path in _sources(paths, issues):
+        if path is None:
+            data = (stdin or sys.stdin.buffer).read(MAX_BYTES + 1)
+            base_dir = Path.cwd()
+        else:
+            try:
+                with path.open("rb") as handle:
+                    data = handle.read(MAX_BYTES + 1)
+            except OSError as exc:
+                issues.append(Issue(f"{display}: cannot read: {exc.strerror}"))
+                continue
+            base_dir = path.absolute().parent.resolve()
+        documents.extend(_load_bytes(data, display, base_dir, issues))
+    if issues:
+        raise InvalidInput(issues)
+    return documents
