@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any
 
 from reconciler.errors import LockHeld, PodformError
 from reconciler.observed import Recorded, RecordedContainer
@@ -53,7 +53,7 @@ def _ensure_private_dir(path: Path) -> None:
         return
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # mkdir's mode is filtered by the umask (and a racing creator may have used another).
+        # mkdir's mode is filtered by the umask, which may even strip the owner's own bits.
         os.chmod(path, 0o700)
     except OSError as exc:
         raise PodformError(f"cannot create state directory {path}: {exc.strerror}") from exc
@@ -86,11 +86,10 @@ def _masked_spec(spec: dict[str, object]) -> dict[str, object]:
     return {**spec, "env": masked}
 
 
-def _str_dict_of_dicts(value: object, what: str) -> dict[str, dict[str, object]]:
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, dict) for k, v in value.items()
-    ):
-        raise ValueError(f"{what} is not a mapping of names to mappings")
+def _mappings(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ValueError(f"{key!r} is not a mapping of names to mappings")
     return value
 
 
@@ -103,28 +102,19 @@ def _decode(data: object, stack: str) -> Recorded:
     if data.get("stack") != stack:
         raise ValueError(f"it belongs to stack {data.get('stack')!r}, not {stack!r}")
     containers: dict[str, RecordedContainer] = {}
-    for name, c in _str_dict_of_dicts(data.get("containers", {}), "containers").items():
+    for name, c in _mappings(data, "containers").items():
         ident, workload, connection, probe = (c.get(k, "") for k in _CONTAINER_STRINGS)
         spec = c.get("spec", {})
-        if not (
-            isinstance(ident, str)
-            and isinstance(workload, str)
-            and isinstance(connection, str)
-            and isinstance(probe, str)
-            and isinstance(spec, dict)
-        ):
+        strings = (ident, workload, connection, probe)
+        if not isinstance(spec, dict) or not all(isinstance(v, str) for v in strings):
             raise ValueError(f"container {name!r} has malformed fields")
         containers[name] = RecordedContainer(ident, workload, connection, spec, probe)
     return Recorded(
         valid=True,
         containers=containers,
-        images=cast(
-            dict[str, dict[str, str]], _str_dict_of_dicts(data.get("images", {}), "images")
-        ),
-        volumes=cast(
-            dict[str, dict[str, str]], _str_dict_of_dicts(data.get("volumes", {}), "volumes")
-        ),
-        machines=_str_dict_of_dicts(data.get("machines", {}), "machines"),
+        images=_mappings(data, "images"),
+        volumes=_mappings(data, "volumes"),
+        machines=_mappings(data, "machines"),
     )
 
 
