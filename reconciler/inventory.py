@@ -30,8 +30,7 @@ from reconciler.observed import Recorded, RecordedContainer
 from reconciler.redact import is_secret_key, mask
 
 VERSION = 1
-# How often a waiting `lock(timeout=...)` retries; short, so a freed lock is taken quickly.
-_POLL_SECONDS = 0.05
+_POLL_SECONDS = 0.05  # how often a waiting lock() retries: a freed lock is taken quickly
 _CONTAINER_STRINGS = ("id", "workload", "connection", "probe")
 
 
@@ -122,6 +121,8 @@ class Inventory:
     """`<directory>/<stack>.json` and its lock file `<directory>/<stack>.lock`."""
 
     def __init__(self, directory: Path, stack: str) -> None:
+        if not stack or "/" in stack or stack.startswith("."):  # must stay inside `directory`
+            raise PodformError(f"stack name {stack!r} cannot name an inventory file")
         self.directory = directory
         self.stack = stack
         self.path = directory / f"{stack}.json"
@@ -184,9 +185,8 @@ class Inventory:
         payload = (json.dumps(document, sort_keys=True, indent=2) + "\n").encode()
         # A unique name per writer, so concurrent saves never share a temp file.
         tmp = self.directory / f".{self.stack}.json.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
-            fd = _open_nofollow(tmp, flags, "temporary inventory")
+            fd = _open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "temporary inventory")
             try:
                 os.fchmod(fd, 0o600)  # exact, whatever the umask filtered from the open mode
                 with os.fdopen(fd, "wb") as f:

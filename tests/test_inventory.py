@@ -132,6 +132,13 @@ def test_state_dir_precedence(
     assert got.is_dir()
 
 
+@pytest.mark.parametrize("stack", ["", "../escape", "a/b", ".hidden"])
+def test_stack_name_must_stay_inside_the_directory(tmp_path: Path, stack: str) -> None:
+    """A stack name that would put the inventory outside the state directory is refused."""
+    with pytest.raises(PodformError, match="cannot name an inventory file"):
+        Inventory(tmp_path, stack)
+
+
 def test_symlink_at_state_path_is_refused(tmp_path: Path) -> None:
     """A symlink planted at the inventory path is neither read nor followed on save."""
     target = tmp_path / "victim"
