@@ -72,4 +72,27 @@ class Observed:
     images: dict[str, list[ObservedImage]] = field(default_factory=dict)
     volumes: dict[str, list[ObservedVolume]] = field(default_factory=dict)
     machines: dict[str, ObservedMachine] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # connection key -> why it was not observed
+    errors: dict[str, str] = field(
+        default_factory=dict
+    )  # connection key -> why it was not observed
+
+
+@dataclass(frozen=True)
+class RecordedContainer:
+    id: str
+    workload: str
+    connection: str
+    spec: dict[str, object]  # the last applied spec, secret values masked
+    probe: str = ""  # "ok" | "failed" | "" (never probed)
+
+
+@dataclass
+class Recorded:
+    """What the inventory says podform created. `valid` is False when it was missing or corrupt:
+    then nothing may be pruned, because absence of a record never means "not ours"."""
+
+    valid: bool = True
+    containers: dict[str, RecordedContainer] = field(default_factory=dict)  # by container name
+    images: dict[str, dict[str, str]] = field(default_factory=dict)  # by Image name
+    volumes: dict[str, dict[str, str]] = field(default_factory=dict)  # by "<connection>:<name>"
+    machines: dict[str, dict[str, object]] = field(default_factory=dict)  # by Machine name

@@ -1,0 +1,270 @@
+"""load -> validate -> model -> observe -> plan -> execute -> record, for one pass.
+
+The composition of the pipeline, shared by the CLI commands and watch mode. It holds no
+decisions of its own (the planner has them) and prints nothing (the CLI does).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from reconciler.errors import InvalidInput, Issue, PermanentError, PodmanUnreachable
+from reconciler.executor import DEGRADED, OK, Execution, Executor, Outcome
+from reconciler.hashing import masked_spec
+from reconciler.inventory import Inventory, state_dir
+from reconciler.model import Desired, build_desired
+from reconciler.observed import Observed, Recorded, RecordedContainer
+from reconciler.plan import Action, ContainerWork, ImageWork, Plan, PlanOptions, Verb
+from reconciler.planner import plan as make_plan
+from reconciler.planner import plan_delete
+
+EventSink = Callable[..., None]
+
+
+@dataclass
+class Settings:
+    """Everything a pass needs besides the manifests; filled from flags and environment."""
+
+    url: str | None = None
+    state_dir: str | None = None
+    podman: str | None = None
+    parallel: int = 4
+    lock_timeout: float = 0.0
+    plan: PlanOptions = field(default_factory=PlanOptions)
+
+
+def load_desired(paths: Sequence[str], stdin: BinaryIO | None = None) -> Desired:
+    """Manifests -> Desired, all-or-nothing: InvalidInput carries every problem found."""
+    from reconciler.manifests import load_manifests
+    from reconciler.schema import validate_documents
+
+    docs = load_manifests(paths, stdin=stdin)
+    issues: list[Issue] = validate_documents(docs)
+    if issues:
+        raise InvalidInput(issues)
+    return build_desired(docs)
+
+
+class Connections:
+    """Podman API clients per connection key ("" = default; else a machine's socket)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from reconciler.backends.podman_api import default_url
+
+        self.settings = settings
+        self.default_url = settings.url or default_url()
+        self._engines: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def url(self, key: str) -> str:
+        if key == "":
+            return self.default_url
+        raise PermanentError(f"machine {key!r}: machines are not supported by this build yet")
+
+    def engine(self, key: str) -> Any:
+        from reconciler.backends.podman_api import PodmanApi
+
+        with self._lock:
+            if key not in self._engines:
+                self._engines[key] = PodmanApi(self.url(key))
+            return self._engines[key]
+
+    def machine(self, action: Action) -> None:
+        raise PermanentError(f"cannot {action.operation} machine {action.name}: not supported yet")
+
+    def close(self) -> None:
+        for e in self._engines.values():
+            e.close()
+
+
+def observe(desired: Desired, recorded: Recorded, connections: Connections) -> Observed:
+    """One snapshot: for each connection in use, one list call each for containers, images, volumes."""
+    keys = {""} | {w.connection for w in desired.workloads.values()}
+    keys |= {i.connection for i in desired.images.values()}
+    keys |= {c.connection for c in recorded.containers.values()}
+    observed = Observed()
+    for key in sorted(keys):
+        engine = connections.engine(key)
+        try:
+            _wait_reachable(engine)
+            observed.containers[key] = engine.list_containers()
+            observed.images[key] = engine.list_images()
+            observed.volumes[key] = engine.list_volumes()
+        except PodmanUnreachable:
+            if key == "":
+                raise
+            observed.errors[key] = f"cannot reach Podman at {engine.url}"
+    return observed
+
+
+def _wait_reachable(engine: Any, budget_s: float = 5.0) -> None:
+    """A socket that is just coming up gets a few seconds; then one clear error."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.1
+    while True:
+        try:
+            engine.ping()
+            return
+        except PodmanUnreachable as exc:
+            if time.monotonic() + delay > deadline:
+                raise PodmanUnreachable(
+                    f"{exc}. Is the Podman service running? Start it with `podman system service` "
+                    "or point podform at it with --url / CONTAINER_HOST."
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def content_hashes(desired: Desired) -> dict[str, str]:
+    from reconciler.buildcontext import content_hash
+
+    return {i.name: content_hash(i.build) for i in desired.images.values() if i.build is not None}
+
+
+@dataclass
+class PassResult:
+    desired: Desired
+    plan: Plan
+    execution: Execution | None = None
+    problems: list[str] = field(default_factory=list)  # inventory warnings and the like
+
+    @property
+    def ok(self) -> bool:
+        if self.plan.errors:
+            return False
+        return self.execution is None or not self.execution.failed
+
+
+class Reconciler:
+    """One stack's passes. Holds connections across passes (watch mode reuses them)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_event: EventSink | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.emit = on_event or (lambda *a, **k: None)
+        self.stop_event = stop_event or threading.Event()
+        self.connections = Connections(settings)
+
+    def inventory(self, desired: Desired) -> Inventory:
+        return Inventory(state_dir(self.settings.state_dir), desired.stack.name)
+
+    def plan(self, desired: Desired) -> tuple[Plan, Recorded, list[str]]:
+        inv = self.inventory(desired)
+        recorded = inv.load()
+        problems = []
+        if inv.exists() and not recorded.valid:
+            problems.append(f"inventory {inv.path}: {inv.problem}")
+        observed = observe(desired, recorded, self.connections)
+        plan = make_plan(desired, observed, recorded, content_hashes(desired), self.settings.plan)
+        return plan, recorded, problems
+
+    def apply(self, desired: Desired, dry_run: bool = False) -> PassResult:
+        inv = self.inventory(desired)
+        with inv.lock(self.settings.lock_timeout):
+            plan, recorded, problems = self.plan(desired)
+            result = PassResult(desired, plan, problems=problems)
+            if dry_run or plan.errors:
+                return result
+            execution = self._execute(plan)
+            result.execution = execution
+            inv.save(record(recorded, plan, execution))
+            return result
+
+    def delete(self, desired: Desired, volumes: bool, machines: bool) -> PassResult:
+        inv = self.inventory(desired)
+        with inv.lock(self.settings.lock_timeout):
+            recorded = inv.load()
+            observed = observe(desired, recorded, self.connections)
+            plan = plan_delete(desired, observed, recorded, volumes=volumes, machines=machines)
+            execution = self._execute(plan)
+            inv.save(record(recorded, plan, execution))
+            return PassResult(desired, plan, execution)
+
+    def _execute(self, plan: Plan) -> Execution:
+        executor = Executor(
+            self.connections,
+            parallel=self.settings.parallel,
+            stop_event=self.stop_event,
+            on_event=self.emit,
+        )
+        return executor.run(plan)
+
+    def close(self) -> None:
+        self.connections.close()
+
+
+def record(before: Recorded, plan: Plan, execution: Execution) -> Recorded:
+    """The inventory after a pass: what podform created and the spec it applied.
+
+    A container is recorded when it was created now or is a declared replica that is up to
+    date; a deleted one is dropped. A failed replace keeps the old record (the old container
+    may still exist), so the next pass still knows it.
+    """
+    after = Recorded(valid=True)
+    if before.valid:
+        after.containers = dict(before.containers)
+        after.images = dict(before.images)
+        after.volumes = dict(before.volumes)
+        after.machines = dict(before.machines)
+    for action in plan.actions:
+        outcome: Outcome | None = execution.outcomes.get(action.id)
+        if outcome is None or outcome.status not in (OK, DEGRADED):
+            continue
+        if action.verb is Verb.DELETE:
+            if action.kind == "Container":
+                after.containers.pop(action.name, None)
+            elif action.kind == "Image":
+                after.images.pop(action.name, None)
+            elif action.kind == "Volume":
+                after.volumes.pop(f"{action.connection}:{action.name}", None)
+            elif action.kind == "Machine":
+                after.machines.pop(action.name, None)
+            continue
+        work = action.work
+        if action.kind == "Container" and isinstance(work, ContainerWork):
+            prev = after.containers.get(action.name)
+            spec = (
+                masked_spec(outcome.spec)
+                if outcome.spec is not None
+                else (prev.spec if prev else {})
+            )
+            probe = outcome.probe or (prev.probe if prev and outcome.spec is None else "")
+            after.containers[action.name] = RecordedContainer(
+                outcome.container_id or work.old_id,
+                work.workload.name,
+                action.connection,
+                spec,
+                probe,
+            )
+        elif (
+            action.kind == "Image"
+            and isinstance(work, ImageWork)
+            and action.verb is not Verb.UNCHANGED
+        ):
+            after.images[action.name] = {
+                "ref": work.ref,
+                "id": outcome.image_id,
+                "connection": action.connection,
+                "content_hash": work.content_hash,
+            }
+        elif action.kind == "Volume" and action.verb is Verb.CREATE:
+            after.volumes[f"{action.connection}:{action.name}"] = {
+                "name": action.name,
+                "connection": action.connection,
+            }
+    return after
+
+
+def manifest_paths(paths: Sequence[str]) -> list[Path]:
+    from reconciler.manifests import manifest_files
+
+    return manifest_files(paths)

@@ -1,0 +1,406 @@
+"""The Podman API adapter: the only code that talks HTTP to Podman (through podman-py's client).
+
+It speaks libpod's REST API with plain JSON so that what podform asks for is exactly what is
+sent (podman-py's high-level create() rewrites many arguments). Every failure leaves here as
+one of podform's errors: TemporaryError (connection refused while a socket comes up, 5xx,
+409 while a container stops) or PermanentError (everything a retry will not fix).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import struct
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from reconciler.errors import PermanentError, PodmanUnreachable, TemporaryError
+from reconciler.model import Workload
+from reconciler.observed import ObservedContainer, ObservedImage, ObservedVolume
+
+if TYPE_CHECKING:
+    import requests
+
+LineSink = Callable[[str], None]
+
+
+def default_url() -> str:
+    """CONTAINER_HOST, else the rootful socket when we are root, else the user's socket."""
+    import os
+
+    if os.environ.get("CONTAINER_HOST"):
+        return os.environ["CONTAINER_HOST"]
+    if os.geteuid() == 0:
+        return "unix:///run/podman/podman.sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}")
+    return f"unix://{runtime}/podman/podman.sock"
+
+
+class PodmanApi:
+    """One connection to one Podman service (the default one, or a machine's)."""
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        from podman.api import APIClient
+
+        self.url = url
+        self.timeout = timeout
+        self._client = APIClient(base_url=url, timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- transport ----------------------------------------------------------------------
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        ok: tuple[int, ...] = (200, 201, 204),
+        stream: bool = False,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        import requests
+
+        try:
+            resp: requests.Response = getattr(self._client, method)(
+                path, stream=stream, timeout=timeout or self.timeout, **kwargs
+            )
+        except (requests.ConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise TemporaryError(f"cannot reach Podman at {self.url}: {_root_cause(exc)}") from None
+        except requests.Timeout:
+            raise TemporaryError(
+                f"Podman at {self.url} did not answer {method.upper()} {path} in time"
+            ) from None
+        if resp.status_code in ok:
+            return resp
+        message = _error_message(resp)
+        if resp.status_code >= 500 or (resp.status_code == 409 and "stopping" in message.lower()):
+            raise TemporaryError(f"Podman: {message}")
+        if resp.status_code == 404:
+            raise NotFoundError(f"Podman: {message}")
+        raise PermanentError(f"Podman: {message}")
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self._call(method, path, **kwargs)
+        return resp.json() if resp.content else None
+
+    def ping(self) -> str:
+        """The service's version; PodmanUnreachable when nothing answers."""
+        try:
+            data = self._json("get", "/version", timeout=10)
+        except TemporaryError as exc:
+            raise PodmanUnreachable(str(exc)) from None
+        return str(data.get("Version", "?"))
+
+    # --- observe ------------------------------------------------------------------------
+    def list_containers(self) -> list[ObservedContainer]:
+        """Every container (one call): podform's by label, and any holding a name we need."""
+        out = []
+        for c in self._json("get", "/containers/json", params={"all": "true"}):
+            labels = c.get("Labels") or {}
+            names = c.get("Names") or [""]
+            out.append(
+                ObservedContainer(
+                    id=c["Id"],
+                    name=names[0].lstrip("/"),
+                    state=str(c.get("State", "")),
+                    labels=labels,
+                    restart_count=int(c.get("Restarts") or 0),
+                    health=_health_from_status(str(c.get("Status", ""))),
+                    exit_code=int(c.get("ExitCode") or 0),
+                )
+            )
+        return out
+
+    def list_images(self) -> list[ObservedImage]:
+        out = []
+        for i in self._json("get", "/images/json"):
+            refs = tuple(i.get("RepoTags") or ()) + tuple(i.get("Names") or ())
+            out.append(
+                ObservedImage(
+                    id=i["Id"], refs=tuple(dict.fromkeys(refs)), labels=i.get("Labels") or {}
+                )
+            )
+        return out
+
+    def list_volumes(self) -> list[ObservedVolume]:
+        return [
+            ObservedVolume(v["Name"], v.get("Labels") or {})
+            for v in self._json("get", "/volumes/json") or []
+        ]
+
+    def image_id(self, ref: str) -> str | None:
+        try:
+            return str(self._json("get", f"/images/{ref}/json")["Id"])
+        except NotFoundError:
+            return None
+
+    def inspect_container(self, ident: str) -> dict[str, Any]:
+        data: dict[str, Any] = self._json("get", f"/containers/{ident}/json")
+        return data
+
+    # --- images -------------------------------------------------------------------------
+    def build(
+        self,
+        ref: str,
+        tar: bytes,
+        containerfile: str,
+        labels: dict[str, str],
+        args: dict[str, str],
+        target: str | None,
+        on_line: LineSink,
+    ) -> str:
+        params: dict[str, str] = {
+            "t": ref,
+            "dockerfile": containerfile,
+            "labels": json.dumps(labels),
+            "buildargs": json.dumps(args),
+            "rm": "true",
+            "layers": "true",
+        }
+        if target:
+            params["target"] = target
+        resp = self._call(
+            "post",
+            "/build",
+            params=params,
+            data=tar,
+            stream=True,
+            timeout=3600,
+            headers={"Content-Type": "application/x-tar"},
+        )
+        image_id = ""
+        for event in _json_lines(resp):
+            if "error" in event:
+                raise BuildFailed(f"build of {ref} failed: {str(event['error']).strip()}")
+            text = str(event.get("stream", ""))
+            if text.strip():
+                on_line(text.rstrip("\n"))
+            if "aux" in event and isinstance(event["aux"], dict):
+                image_id = str(event["aux"].get("ID", image_id))
+        return self.image_id(ref) or image_id
+
+    def pull(self, ref: str, on_line: LineSink) -> str:
+        resp = self._call(
+            "post", "/images/pull", params={"reference": ref}, stream=True, timeout=3600
+        )
+        for event in _json_lines(resp):
+            if event.get("error"):
+                raise PermanentError(f"pull of {ref} failed: {event['error']}")
+            if event.get("stream"):
+                on_line(str(event["stream"]).rstrip("\n"))
+        return self.image_id(ref) or ""
+
+    def remove_image(self, ident: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            self._call("delete", f"/images/{ident}")
+
+    # --- volumes ------------------------------------------------------------------------
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self._call("post", "/volumes/create", data=json.dumps({"Name": name, "Label": labels}))
+
+    def remove_volume(self, name: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            self._call("delete", f"/volumes/{name}")
+
+    # --- containers ---------------------------------------------------------------------
+    def create_container(
+        self, name: str, workload: Workload, image_id: str, labels: dict[str, str]
+    ) -> str:
+        spec = container_spec(name, workload, image_id, labels)
+        return str(self._json("post", "/containers/create", data=json.dumps(spec))["Id"])
+
+    def start(self, ident: str) -> None:
+        self._call("post", f"/containers/{ident}/start", ok=(200, 204, 304))
+
+    def stop(self, ident: str, timeout_s: float) -> None:
+        t = max(0, round(timeout_s))
+        self._call(
+            "post",
+            f"/containers/{ident}/stop",
+            params={"timeout": t},
+            ok=(200, 204, 304),
+            timeout=t + 30,
+        )
+
+    def remove(self, ident: str, timeout_s: float) -> None:
+        """Stop (with the workload's timeout) and remove; named volumes are never removed."""
+        t = max(0, round(timeout_s))
+        with contextlib.suppress(NotFoundError):
+            self._call(
+                "delete",
+                f"/containers/{ident}",
+                params={"force": "true", "timeout": t},
+                timeout=t + 30,
+            )
+
+    def healthcheck(self, ident: str) -> str:
+        """Run the container's health check now (no systemd timer needed): healthy|unhealthy|..."""
+        data = self._json("get", f"/containers/{ident}/healthcheck", ok=(200,))
+        return str(data.get("Status", "")) if isinstance(data, dict) else ""
+
+    def exec(self, ident: str, command: list[str], timeout_s: float) -> tuple[int, str]:
+        """Run a command in a running container; (exit code, stdout+stderr text)."""
+        created = self._json(
+            "post",
+            f"/containers/{ident}/exec",
+            data=json.dumps({"Cmd": command, "AttachStdout": True, "AttachStderr": True}),
+        )
+        exec_id = created["Id"]
+        try:
+            resp = self._call(
+                "post",
+                f"/exec/{exec_id}/start",
+                data=json.dumps({"Detach": False, "Tty": False}),
+                timeout=timeout_s,
+            )
+        except TemporaryError as exc:
+            if "did not answer" in str(exc):
+                return 124, f"timed out after {timeout_s:g}s"
+            raise
+        output = _demux(resp.content)
+        info = self._json("get", f"/exec/{exec_id}/json")
+        return int(info.get("ExitCode") or 0), output
+
+
+class NotFoundError(PermanentError):
+    """The object does not exist (404)."""
+
+
+class BuildFailed(PermanentError):
+    """The Containerfile failed to build; retrying will not help."""
+
+
+def container_spec(name: str, w: Workload, image_id: str, labels: dict[str, str]) -> dict[str, Any]:
+    """libpod SpecGenerator for one replica of a workload."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "image": image_id,
+        "labels": labels,
+        "env": w.env,
+        "init": w.init,
+        "stop_timeout": max(0, round(w.stop_timeout_s)),
+        "privileged": w.privileged,
+        "cap_add": list(w.cap_add),
+        "devices": [{"path": d} for d in w.devices],
+        "portmappings": [_port(p) for p in w.ports],
+        "mounts": [
+            {
+                "destination": m.target,
+                "source": m.source,
+                "type": "bind",
+                "options": ["rbind", *m.options],
+            }
+            for m in w.volumes
+            if m.bind
+        ],
+        "volumes": [
+            {"Name": m.source, "Dest": m.target, "Options": list(m.options)}
+            for m in w.volumes
+            if not m.bind
+        ],
+    }
+    if w.command is not None:
+        spec["entrypoint"] = list(w.command)
+    if w.args is not None:
+        spec["command"] = list(w.args)
+    if w.restart != "no":
+        spec["restart_policy"] = w.restart
+    if w.secrets:
+        spec["secrets"] = [
+            {"Source": s.name, "Target": s.target or ""} for s in w.secrets if not s.env
+        ]
+        spec["secret_env"] = {s.env: s.name for s in w.secrets if s.env}
+    limits: dict[str, Any] = {}
+    if w.memory_mib:
+        limits["memory"] = {"limit": w.memory_mib * 1024 * 1024}
+    if w.cpus:
+        limits["cpu"] = {"quota": int(w.cpus * 100_000), "period": 100_000}
+    if limits:
+        spec["resource_limits"] = limits
+    if w.healthcheck:
+        hc = w.healthcheck
+        spec["healthconfig"] = {
+            "Test": ["CMD", *hc.command],
+            "Interval": int(hc.interval_s * 1e9),
+            "Timeout": int(hc.timeout_s * 1e9),
+            "Retries": hc.retries,
+            "StartPeriod": int(hc.start_period_s * 1e9),
+        }
+    if w.network in ("bridge", "none", "host"):
+        spec["netns"] = {"nsmode": w.network}
+    else:
+        spec["netns"] = {"nsmode": "bridge"}
+        spec["networks"] = {w.network: {}}
+    return spec
+
+
+def _port(text: str) -> dict[str, Any]:
+    proto = "tcp"
+    if "/" in text:
+        text, proto = text.rsplit("/", 1)
+    parts = text.rsplit(":", 2)
+    if len(parts) == 1:
+        return {"container_port": int(parts[0]), "protocol": proto}
+    host_ip = parts[0] if len(parts) == 3 else ""
+    return {
+        "host_ip": host_ip,
+        "host_port": int(parts[-2]),
+        "container_port": int(parts[-1]),
+        "protocol": proto,
+    }
+
+
+def _health_from_status(status: str) -> str:
+    for word in ("unhealthy", "healthy", "starting"):
+        if f"({word})" in status:
+            return word
+    return ""
+
+
+def _json_lines(resp: requests.Response) -> Iterator[dict[str, Any]]:
+    """Podman streams concatenated JSON objects, not always one per line."""
+    decoder = json.JSONDecoder()
+    buf = ""
+    for chunk in resp.iter_content(chunk_size=None, decode_unicode=False):
+        buf += chunk.decode("utf-8", errors="replace")
+        while True:
+            buf = buf.lstrip()
+            if not buf:
+                break
+            try:
+                obj, end = decoder.raw_decode(buf)
+            except json.JSONDecodeError:
+                break
+            buf = buf[end:]
+            if isinstance(obj, dict):
+                yield obj
+
+
+def _demux(raw: bytes) -> str:
+    """Docker's multiplexed stream: 8-byte headers (stream, 0, 0, 0, big-endian length)."""
+    out, i = bytearray(), 0
+    while i + 8 <= len(raw) and raw[i] in (0, 1, 2) and raw[i + 1 : i + 4] == b"\0\0\0":
+        (size,) = struct.unpack(">I", raw[i + 4 : i + 8])
+        out += raw[i + 8 : i + 8 + size]
+        i += 8 + size
+    if i == 0:
+        return raw.decode("utf-8", errors="replace")
+    return out.decode("utf-8", errors="replace")
+
+
+def _error_message(resp: requests.Response) -> str:
+    try:
+        data = resp.json()
+        msg = data.get("message") or data.get("cause") or resp.text
+    except ValueError:
+        msg = resp.text
+    return f"{str(msg).strip()} (HTTP {resp.status_code})"
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(exc)
+    return text.split("] ")[-1] if "] " in text else text

@@ -1,0 +1,342 @@
+"""Command line: argparse, the composition root, exit codes. The only module that prints.
+
+Imports stay lazy: `podform --version` must not load podman-py, jsonschema or structlog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler import __version__
+
+EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _global_flags(defaults: bool) -> argparse.ArgumentParser:
+    """Flags accepted before or after the command (the subcommand copy must not reset them)."""
+    d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json"],
+        default=d("text"),
+        help="output format for validate/plan/apply/status/delete",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["console", "json"],
+        default=d(None),
+        help="log rendering (default: console on a TTY, else json)",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=d(0), help="more logging")
+    p.add_argument("-q", "--quiet", action="store_true", default=d(False), help="warnings only")
+    p.add_argument(
+        "--url",
+        default=d(None),
+        help="Podman API (default: CONTAINER_HOST, else Podman's default socket)",
+    )
+    p.add_argument(
+        "--podman",
+        default=d(None),
+        help="podman binary for machine commands (default: PODFORM_PODMAN, else podman)",
+    )
+    p.add_argument(
+        "--state-dir",
+        default=d(None),
+        help="inventory and lock directory (default: PODFORM_STATE_DIR, else XDG state dir)",
+    )
+    return p
+
+
+def _files(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        action="append",
+        required=required,
+        default=None,
+        metavar="PATH",
+        help="manifest file or directory, or - for stdin (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podform",
+        parents=[_global_flags(True)],
+        description="Declarative reconciler for Podman GPU stacks.",
+    )
+    parser.add_argument("--version", action="version", version=f"podform {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    g = [_global_flags(False)]
+
+    p = sub.add_parser("validate", parents=g, help="check manifests; needs no Podman")
+    _files(p)
+    for name, aliases, text in (
+        ("plan", ["diff"], "show what apply would change"),
+        ("apply", [], "converge Podman to the manifests"),
+    ):
+        p = sub.add_parser(name, aliases=aliases, parents=g, help=text)
+        _files(p)
+        p.add_argument(
+            "--prune", action="store_true", help="delete owned objects no longer declared"
+        )
+        p.add_argument("--allow-empty", action="store_true", help="allow pruning down to nothing")
+        p.add_argument(
+            "--allow-recreate",
+            action="store_true",
+            help="allow destroying and re-creating machines",
+        )
+        p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
+        if name == "apply":
+            p.add_argument("--dry-run", action="store_true", help="plan only, change nothing")
+            p.add_argument("--parallel", type=int, default=4, metavar="N")
+            p.add_argument(
+                "--detailed-exitcode", action="store_true", help="exit 2 when something changed"
+            )
+    p = sub.add_parser("status", parents=g, help="state, health, GPU probe and drift per resource")
+    _files(p)
+    p = sub.add_parser("delete", parents=g, help="remove what the manifests declare")
+    _files(p)
+    p.add_argument(
+        "--volumes", action="store_true", help="also delete named volumes (their data is lost)"
+    )
+    p.add_argument("--machines", action="store_true", help="also remove machines podform created")
+    p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
+    p = sub.add_parser("watch", parents=g, help="apply on every file change and every interval")
+    _files(p)
+    p.add_argument("--interval", default="60s", help="reconcile at least this often (default 60s)")
+    p.add_argument(
+        "--debounce", default="500ms", help="quiet time after a file event (default 500ms)"
+    )
+    p.add_argument("--prune", action="store_true")
+    p.add_argument("--parallel", type=int, default=4, metavar="N")
+    p = sub.add_parser("doctor", parents=g, help="check Podman, machines and GPU prerequisites")
+    _files(p, required=False)
+    p = sub.add_parser("schema", parents=g, help="print the JSON Schema of a kind (or all)")
+    p.add_argument("kind", nargs="?", default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAIL
+    except Exception as exc:
+        return _report_error(exc, args)
+
+
+def _report_error(exc: BaseException, args: argparse.Namespace) -> int:
+    from reconciler.errors import InvalidInput, PodformError
+
+    if isinstance(exc, InvalidInput):
+        if args.output == "json":
+            print(
+                json.dumps({"valid": False, "errors": [i.to_json() for i in exc.issues]}, indent=2)
+            )
+        for issue in exc.issues:
+            print(f"{issue}", file=sys.stderr)
+        print(f"{len(exc.issues)} problem(s) found; nothing was changed.", file=sys.stderr)
+        return EXIT_FAIL
+    if isinstance(exc, PodformError):
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    path = _write_debug_log(exc, args)
+    print(f"internal error: {type(exc).__name__}: {exc} (details in {path})", file=sys.stderr)
+    return EXIT_FAIL
+
+
+def _write_debug_log(exc: BaseException, args: argparse.Namespace) -> str:
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="podform-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"podform {__version__} {args.command}\n")
+        f.write("".join(traceback.format_exception(exc)))
+    return path
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from reconciler.app import Settings
+    from reconciler.plan import PlanOptions
+
+    return Settings(
+        url=args.url,
+        state_dir=args.state_dir,
+        podman=args.podman or os.environ.get("PODFORM_PODMAN"),
+        parallel=getattr(args, "parallel", 4),
+        lock_timeout=getattr(args, "lock_timeout", 0.0),
+        plan=PlanOptions(
+            prune=getattr(args, "prune", False),
+            allow_empty=getattr(args, "allow_empty", False),
+            allow_recreate=getattr(args, "allow_recreate", False),
+        ),
+    )
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "schema":
+        from reconciler.schema import schema_text
+
+        print(schema_text(args.kind))
+        return EXIT_OK
+    from reconciler import log
+
+    log.configure(args.log_format, -1 if args.quiet else args.verbose)
+    if args.command == "validate":
+        return _validate(args)
+    if args.command in ("plan", "diff"):
+        return _plan(args)
+    if args.command == "apply":
+        return _apply(args)
+    if args.command == "status":
+        from reconciler.status_cmd import run_status
+
+        return run_status(args, _settings(args))
+    if args.command == "delete":
+        return _delete(args)
+    if args.command == "watch":
+        from reconciler.watch import run_watch
+
+        return run_watch(args, _settings(args))
+    if args.command == "doctor":
+        from reconciler.doctor import run_doctor
+
+        return run_doctor(args, _settings(args))
+    raise AssertionError(args.command)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from reconciler.app import load_desired
+
+    return load_desired(args.files, stdin=sys.stdin.buffer if "-" in args.files else None)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    desired = _load(args)
+    n = sum(len(x) for x in (desired.machines, desired.images, desired.mappings, desired.workloads))
+    if args.output == "json":
+        print(
+            json.dumps({"valid": True, "errors": [], "stack": desired.stack.name, "resources": n})
+        )
+    else:
+        print(
+            f"valid: stack {desired.stack.name!r}, {n} resource(s) in {len(desired.files)} file(s)"
+        )
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from reconciler.app import Reconciler
+
+    desired = _load(args)
+    rec = Reconciler(_settings(args))
+    try:
+        plan, _, problems = rec.plan(desired)
+    finally:
+        rec.close()
+    _print_problems(problems)
+    if args.output == "json":
+        print(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(plan.render(color=_color()))
+    if plan.errors:
+        return EXIT_FAIL
+    return EXIT_OK if plan.is_empty() else EXIT_CHANGES
+
+
+def _print_problems(problems: list[str]) -> None:
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+
+
+class _Interrupts:
+    """First SIGINT/SIGTERM: finish running actions, save state. Second SIGINT: exit now."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __enter__(self) -> _Interrupts:
+        self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in self._old:
+            signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.event.is_set():
+            os._exit(EXIT_INTERRUPTED)
+        self.event.set()
+        print(
+            "\ninterrupt: finishing running actions and saving state (again to exit now)",
+            file=sys.stderr,
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from reconciler import report
+    from reconciler.app import Reconciler
+
+    desired = _load(args)
+    with _Interrupts() as interrupts:
+        sink = report.EventPrinter(sys.stderr, args.output == "text")
+        rec = Reconciler(_settings(args), on_event=sink, stop_event=interrupts.event)
+        try:
+            result = rec.apply(desired, dry_run=args.dry_run)
+        finally:
+            rec.close()
+    _print_problems(result.problems)
+    if args.output == "json":
+        print(json.dumps(report.apply_json(result), indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(report.apply_text(result, color=_color()))
+    if result.execution and result.execution.interrupted:
+        return EXIT_INTERRUPTED
+    if not result.ok:
+        return EXIT_FAIL
+    changed = bool(result.execution and result.execution.changed)
+    return EXIT_CHANGES if args.detailed_exitcode and changed else EXIT_OK
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from reconciler import report
+    from reconciler.app import Reconciler
+
+    desired = _load(args)
+    with _Interrupts() as interrupts:
+        rec = Reconciler(
+            _settings(args),
+            on_event=report.EventPrinter(sys.stderr, False),
+            stop_event=interrupts.event,
+        )
+        try:
+            result = rec.delete(desired, volumes=args.volumes, machines=args.machines)
+        finally:
+            rec.close()
+    if args.output == "json":
+        print(json.dumps(report.apply_json(result), indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(report.apply_text(result, color=_color()))
+    return EXIT_OK if result.ok else EXIT_FAIL

@@ -1,0 +1,326 @@
+"""Walks a Plan: dependency order, independent actions in parallel, the only place that retries.
+
+It carries no decision logic (STYLE: "observe once, decide purely, act dumbly"): each
+action's operation maps to a few backend calls. What it does decide is mechanical: an action
+runs when everything it depends on succeeded, is skipped when one of them failed, and is
+not started once an interrupt was requested.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from reconciler.backends.podman_api import BuildFailed
+from reconciler.buildcontext import context_tar
+from reconciler.errors import PermanentError, PodformError, TemporaryError
+from reconciler.hashing import LABEL_SPEC_HASH, spec_hash, workload_spec
+from reconciler.model import Workload
+from reconciler.plan import (
+    Action,
+    ContainerWork,
+    ImageWork,
+    MachineWork,
+    Plan,
+    RemoveWork,
+    Verb,
+    VolumeWork,
+)
+
+T = TypeVar("T")
+
+OK, FAILED, SKIPPED, INTERRUPTED, DEGRADED = "ok", "failed", "skipped", "interrupted", "degraded"
+
+
+class Engine(Protocol):
+    """The container operations the executor needs (backends.podman_api.PodmanApi has them)."""
+
+    def image_id(self, ref: str) -> str | None: ...
+    def build(
+        self,
+        ref: str,
+        tar: bytes,
+        containerfile: str,
+        labels: dict[str, str],
+        args: dict[str, str],
+        target: str | None,
+        on_line: Callable[[str], None],
+    ) -> str: ...
+    def pull(self, ref: str, on_line: Callable[[str], None]) -> str: ...
+    def remove_image(self, ident: str) -> None: ...
+    def create_volume(self, name: str, labels: dict[str, str]) -> None: ...
+    def remove_volume(self, name: str) -> None: ...
+    def create_container(
+        self, name: str, workload: Workload, image_id: str, labels: dict[str, str]
+    ) -> str: ...
+    def start(self, ident: str) -> None: ...
+    def stop(self, ident: str, timeout_s: float) -> None: ...
+    def remove(self, ident: str, timeout_s: float) -> None: ...
+    def healthcheck(self, ident: str) -> str: ...
+    def exec(self, ident: str, command: list[str], timeout_s: float) -> tuple[int, str]: ...
+
+
+class Connections(Protocol):
+    """Engine per connection key; machines are reconciled through `machine()`."""
+
+    def engine(self, key: str) -> Engine: ...
+    def machine(self, action: Action) -> None: ...
+
+
+@dataclass
+class Outcome:
+    status: str
+    message: str = ""
+    container_id: str = ""
+    image_id: str = ""
+    spec: dict[str, Any] | None = None
+    probe: str = ""  # ok | failed | ""
+    seconds: float = 0.0
+    changed: bool = False  # the action changed something in Podman
+
+
+@dataclass
+class Execution:
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return any(
+            o.status in (FAILED, DEGRADED, SKIPPED, INTERRUPTED) for o in self.outcomes.values()
+        )
+
+    @property
+    def changed(self) -> bool:
+        return any(o.changed for o in self.outcomes.values())
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 6
+    max_delay_s: float = 30.0
+    initial_s: float = 0.2
+    max_wait_s: float = 5.0
+
+
+class Executor:
+    def __init__(
+        self,
+        connections: Connections,
+        *,
+        parallel: int = 4,
+        stop_event: threading.Event | None = None,
+        on_event: Callable[..., None] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.connections = connections
+        self.parallel = max(1, parallel)
+        self.stop_event = stop_event or threading.Event()
+        self.emit = on_event or (lambda *a, **k: None)
+        self.retry = retry or RetryPolicy()
+
+    def run(self, plan: Plan) -> Execution:
+        result = Execution()
+        actions = {a.id: a for a in plan.actions}
+        pending = dict(actions)
+        running: dict[Future[Outcome], str] = {}
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="podform") as pool:
+            while pending or running:
+                for aid, action in list(pending.items()):
+                    deps = [d for d in action.depends_on if d in actions]
+                    if any(d not in result.outcomes for d in deps):
+                        continue
+                    del pending[aid]
+                    bad = [d for d in deps if result.outcomes[d].status not in (OK, DEGRADED)]
+                    if bad:
+                        result.outcomes[aid] = Outcome(
+                            SKIPPED, f"skipped: {actions[bad[0]].name} did not succeed"
+                        )
+                        self.emit("skipped", action=action, reason=result.outcomes[aid].message)
+                    elif self.stop_event.is_set():
+                        result.outcomes[aid] = Outcome(INTERRUPTED, "not started: interrupted")
+                        result.interrupted = True
+                    else:
+                        running[pool.submit(self._timed, action)] = aid
+                if not running:
+                    if pending:  # unreachable deps (cycles are refused earlier); fail loudly
+                        for aid in pending:
+                            result.outcomes[aid] = Outcome(FAILED, "dependencies never completed")
+                        pending.clear()
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    aid = running.pop(fut)
+                    result.outcomes[aid] = fut.result()
+        if self.stop_event.is_set():
+            result.interrupted = True
+        return result
+
+    def _timed(self, action: Action) -> Outcome:
+        start = time.monotonic()
+        try:
+            outcome = self._execute(action)
+        except PodformError as exc:
+            outcome = Outcome(FAILED, str(exc))
+        except Exception as exc:  # a bug must fail one action, not hang the pool
+            outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}: {exc}")
+        outcome.seconds = time.monotonic() - start
+        outcome.changed = action.changes_something and outcome.status in (OK, DEGRADED)
+        self.emit("done", action=action, outcome=outcome)
+        return outcome
+
+    # --- dispatch -----------------------------------------------------------------------
+    def _execute(self, action: Action) -> Outcome:
+        if action.operation == "none":
+            return self._unchanged(action)
+        if action.kind == "Machine":
+            self._retrying(lambda: self.connections.machine(action))
+            return Outcome(OK, f"did {action.operation}")
+        engine = self.connections.engine(action.connection)
+        work = action.work
+        self.emit("start", action=action)
+        if action.kind == "Image" and isinstance(work, ImageWork):
+            return self._image(engine, action, work)
+        if isinstance(work, VolumeWork):
+            self._retrying(lambda: engine.create_volume(work.name, work.labels))
+            return Outcome(OK, "did create")
+        if isinstance(work, RemoveWork):
+            remove = {
+                "Container": lambda: engine.remove(work.id, work.stop_timeout_s),
+                "Image": lambda: engine.remove_image(work.id),
+                "Volume": lambda: engine.remove_volume(work.name),
+            }[action.kind]
+            self._retrying(remove)
+            return Outcome(OK, "did remove")
+        if isinstance(work, ContainerWork):
+            return self._container(engine, action, work)
+        raise PermanentError(f"no way to {action.operation} a {action.kind}")
+
+    def _unchanged(self, action: Action) -> Outcome:
+        work = action.work
+        if isinstance(work, ContainerWork):
+            return Outcome(OK, "unchanged", container_id=work.old_id)
+        return Outcome(OK, "unchanged")
+
+    def _image(self, engine: Engine, action: Action, work: ImageWork) -> Outcome:
+        def line(text: str) -> None:
+            self.emit("progress", action=action, line=text)
+
+        if work.build is not None:
+            build = work.build
+            tar = context_tar(build)
+            rel = build.containerfile.relative_to(build.context).as_posix()
+            try:
+                image_id = self._retrying(
+                    lambda: engine.build(
+                        work.ref, tar, rel, work.labels, build.args, build.target, line
+                    )
+                )
+            except BuildFailed as exc:
+                return Outcome(FAILED, str(exc))
+            return Outcome(OK, f"did build {work.ref}", image_id=image_id)
+        image_id = self._retrying(lambda: engine.pull(work.ref, line))
+        return Outcome(OK, f"did pull {work.ref}", image_id=image_id)
+
+    def _container(self, engine: Engine, action: Action, work: ContainerWork) -> Outcome:
+        w = work.workload
+        if action.operation == "stop":
+            self._retrying(lambda: engine.stop(work.old_id, w.stop_timeout_s))
+            return Outcome(OK, "did stop", container_id=work.old_id)
+        self._wait_healthy(engine, work)
+        if action.operation == "start":
+            self._retrying(lambda: engine.start(work.old_id))
+            return self._probe(engine, work, Outcome(OK, "did start", container_id=work.old_id))
+        if action.operation == "probe":
+            return self._probe(engine, work, Outcome(OK, "unchanged", container_id=work.old_id))
+        # create or replace: the image id is read now, since a build may just have made it.
+        image_id = self._retrying(lambda: engine.image_id(w.image_ref))
+        if not image_id:
+            raise PermanentError(f"image {w.image_ref} is not present")
+        spec = workload_spec(w, image_id)
+        labels = work.labels | {LABEL_SPEC_HASH: spec_hash(spec)}
+        if action.verb is Verb.REPLACE and work.old_id:
+            # Fast removal with init: true (the init process forwards SIGTERM at once).
+            self._retrying(lambda: engine.remove(work.old_id, 2.0 if w.init else w.stop_timeout_s))
+        cid = self._retrying(lambda: engine.create_container(work.name, w, image_id, labels))
+        outcome = Outcome(OK, f"did {action.operation}", container_id=cid, spec=spec)
+        if w.state == "running":
+            self._retrying(lambda: engine.start(cid))
+            return self._probe(engine, work, outcome, cid)
+        return outcome
+
+    def _wait_healthy(self, engine: Engine, work: ContainerWork) -> None:
+        """`condition: healthy`: run `podman healthcheck run` on each dependency until it passes."""
+        for dep in work.healthy_deps:
+            deadline = time.monotonic() + 120
+            status = ""
+            while time.monotonic() < deadline and not self.stop_event.is_set():
+                try:
+                    status = engine.healthcheck(dep)
+                except PermanentError as exc:
+                    status = str(exc)
+                if status == "healthy":
+                    break
+                self.stop_event.wait(1.0)
+            if status != "healthy":
+                raise PermanentError(
+                    f"dependency {dep} did not become healthy (last: {status or 'no answer'})"
+                )
+
+    def _probe(
+        self, engine: Engine, work: ContainerWork, outcome: Outcome, cid: str = ""
+    ) -> Outcome:
+        ident = cid or work.old_id
+        for mapping, command, expect, timeout in work.probes:
+
+            def run_probe(c: tuple[str, ...] = command, t: float = timeout) -> tuple[int, str]:
+                return engine.exec(ident, list(c), t)
+
+            code, output = self._retrying(run_probe)
+            if code != 0 or (expect is not None and expect not in output):
+                why = f"exit code {code}" if code != 0 else f"output lacks {expect!r}"
+                outcome.status = DEGRADED
+                outcome.probe = "failed"
+                outcome.message = (
+                    f"degraded: GPU not visible (probe of {mapping} `{' '.join(command)}`: {why})"
+                )
+                return outcome
+            outcome.probe = "ok"
+        return outcome
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        """Retry TemporaryError with exponential backoff and jitter, bounded in count and time."""
+        import tenacity
+
+        r = self.retry
+        retryer = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TemporaryError),
+            stop=tenacity.stop_after_attempt(r.attempts) | tenacity.stop_after_delay(r.max_delay_s),
+            wait=tenacity.wait_exponential_jitter(initial=r.initial_s, max=r.max_wait_s),
+            reraise=True,
+            before_sleep=lambda st: self.emit(
+                "retry",
+                attempt=st.attempt_number,
+                error=str(st.outcome.exception() if st.outcome else ""),
+            ),
+        )
+        return retryer(call)
+
+
+__all__ = [
+    "DEGRADED",
+    "FAILED",
+    "INTERRUPTED",
+    "OK",
+    "SKIPPED",
+    "Connections",
+    "Engine",
+    "Execution",
+    "Executor",
+    "MachineWork",
+    "Outcome",
+]

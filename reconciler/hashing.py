@@ -1,0 +1,84 @@
+"""Canonical JSON, the workload spec hash and the labels podform owns objects by.
+
+A change to what goes into workload_spec() changes every spec-hash and so recreates every
+user's containers on upgrade: the golden tests in tests/test_hashing.py pin the values, and
+SPEC_VERSION is the one knob to turn on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from reconciler.model import Workload
+from reconciler.redact import is_secret_key, mask
+
+LABEL_STACK = "io.podform.stack"
+LABEL_KIND = "io.podform.kind"
+LABEL_NAME = "io.podform.name"
+LABEL_REPLICA = "io.podform.replica"
+LABEL_SPEC_HASH = "io.podform.spec-hash"
+LABEL_CONTENT_HASH = "io.podform.content-hash"
+LABEL_PREFIX = "io.podform."
+
+SPEC_VERSION = 1
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 kept: equal values always give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_hex(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+def workload_spec(workload: Workload, image_id: str) -> dict[str, Any]:
+    """Everything that, when changed, needs a new container. Not replicas, state, dependsOn."""
+    hc = workload.healthcheck
+    return {
+        "v": SPEC_VERSION,
+        "image": image_id,
+        "command": list(workload.command) if workload.command is not None else None,
+        "args": list(workload.args) if workload.args is not None else None,
+        "env": dict(sorted(workload.env.items())),
+        "secrets": [[s.name, s.env, s.target] for s in workload.secrets],
+        "ports": list(workload.ports),
+        "volumes": [[m.source, m.target, list(m.options), m.bind] for m in workload.volumes],
+        "devices": list(workload.devices),
+        "memory_mib": workload.memory_mib,
+        "cpus": workload.cpus,
+        "restart": workload.restart,
+        "healthcheck": None
+        if hc is None
+        else {
+            "command": list(hc.command),
+            "interval_s": hc.interval_s,
+            "timeout_s": hc.timeout_s,
+            "retries": hc.retries,
+            "start_period_s": hc.start_period_s,
+        },
+        "init": workload.init,
+        "stop_timeout_s": workload.stop_timeout_s,
+        "network": workload.network,
+        "privileged": workload.privileged,
+        "cap_add": list(workload.cap_add),
+        "labels": dict(sorted(workload.labels.items())),
+    }
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    return sha256_hex(canonical_json(spec))
+
+
+def masked_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as it may be written to disk or shown: secret-looking env values masked."""
+    out = dict(spec)
+    out["env"] = {k: mask(v) if is_secret_key(k) else v for k, v in spec.get("env", {}).items()}
+    return out
+
+
+def stack_labels(stack: str, kind: str, name: str) -> dict[str, str]:
+    return {LABEL_STACK: stack, LABEL_KIND: kind, LABEL_NAME: name}

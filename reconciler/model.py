@@ -1,0 +1,463 @@
+"""Desired state: frozen values built from validated documents, references resolved.
+
+Third step of the pipeline (manifests -> schema -> model). Everything the planner needs is
+here in podform's units (MiB, GiB, seconds, absolute paths), with defaults applied, so the
+planner never looks at raw YAML. Reference and graph errors are collected as Issues with the
+location of the offending field; build_desired() raises InvalidInput with all of them.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler import units
+from reconciler.errors import InvalidInput, Issue, Location
+from reconciler.manifests import Document
+from reconciler.policy import check_policy, is_bind_source, normalize_host_path
+
+DEFAULT_STACK = "default"
+DEFAULT_CONNECTION = ""  # key of the default Podman API (no machine)
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str = DEFAULT_STACK
+    prune: bool = False
+    allow_privileged: bool = False
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    provider: str | None
+    cpus: int | None
+    memory_mib: int | None
+    disk_gib: int | None
+    rootful: bool | None
+    volumes: tuple[str, ...]
+    state: str  # running | stopped
+    labels: dict[str, str] = field(default_factory=dict)
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    command: tuple[str, ...]
+    expect: str | None
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class DeviceMapping:
+    name: str
+    devices: tuple[str, ...]
+    providers: tuple[str, ...] | None  # None: any provider
+    env: dict[str, str]
+    probe: Probe | None
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Build:
+    context: Path  # absolute
+    containerfile: Path  # absolute, inside context
+    args: dict[str, str]
+    target: str | None
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    ref: str
+    machine: str | None
+    build: Build | None
+    pull_policy: str  # IfNotPresent | Always | Never (builds: unused)
+    labels: dict[str, str] = field(default_factory=dict)
+    location: Location | None = None
+
+    @property
+    def connection(self) -> str:
+        return self.machine or DEFAULT_CONNECTION
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # named volume, or absolute host path for a bind mount
+    target: str
+    options: tuple[str, ...]
+    bind: bool
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    command: tuple[str, ...]
+    interval_s: float
+    timeout_s: float
+    retries: int
+    start_period_s: float
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str
+    condition: str  # started | healthy
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    env: str | None
+    target: str | None
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    machine: str | None
+    image: str | None  # name of a declared Image, or None for a full reference
+    image_ref: str
+    command: tuple[str, ...] | None
+    args: tuple[str, ...] | None
+    env: dict[str, str]  # device mappings' env, then the workload's own (which wins)
+    secrets: tuple[SecretRef, ...]
+    ports: tuple[str, ...]
+    volumes: tuple[Mount, ...]
+    devices: tuple[str, ...]  # expanded: mapping devices and inline devices, in order
+    mappings: tuple[str, ...]  # names of the DeviceMappings used
+    memory_mib: int | None
+    cpus: float | None
+    restart: str
+    healthcheck: Healthcheck | None
+    depends_on: tuple[Dependency, ...]
+    replicas: int
+    init: bool
+    stop_timeout_s: float
+    network: str
+    privileged: bool
+    cap_add: tuple[str, ...]
+    state: str  # running | stopped
+    labels: dict[str, str] = field(default_factory=dict)
+    location: Location | None = None
+
+    @property
+    def connection(self) -> str:
+        return self.machine or DEFAULT_CONNECTION
+
+    def container_names(self, stack: str) -> list[str]:
+        return [f"{stack}-{self.name}-{n}" for n in range(1, self.replicas + 1)]
+
+
+@dataclass(frozen=True)
+class Desired:
+    stack: Stack
+    machines: dict[str, Machine]
+    images: dict[str, Image]
+    mappings: dict[str, DeviceMapping]
+    workloads: dict[str, Workload]
+    files: tuple[str, ...] = ()  # manifest files the state came from, for messages
+
+    def workload_order(self) -> list[str]:
+        """Workload names with every dependency before its dependents (stable by name)."""
+        sorter = graphlib.TopologicalSorter(
+            {w.name: [d.name for d in w.depends_on] for w in self.workloads.values()}
+        )
+        sorter.prepare()
+        order: list[str] = []
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready())
+            order.extend(ready)
+            sorter.done(*ready)
+        return order
+
+    def named_volumes(self) -> dict[tuple[str, str], list[str]]:
+        """(connection, volume name) -> workloads mounting it."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for w in self.workloads.values():
+            for m in w.volumes:
+                if not m.bind:
+                    out.setdefault((w.connection, m.source), []).append(w.name)
+        return out
+
+    def is_empty(self) -> bool:
+        return not (self.machines or self.images or self.workloads or self.mappings)
+
+
+def build_desired(docs: Sequence[Document]) -> Desired:
+    """Validated documents -> Desired. Raises InvalidInput with every problem found."""
+    return _Builder(docs).build()
+
+
+class _Builder:
+    def __init__(self, docs: Sequence[Document]) -> None:
+        self.docs = docs
+        self.issues: list[Issue] = []
+        self.by_kind: dict[str, dict[str, Document]] = {}
+
+    def issue(self, doc: Document, path: Sequence[str | int], message: str) -> None:
+        json_path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        self.issues.append(Issue(message, doc.locate(path), json_path, doc.subject))
+
+    def build(self) -> Desired:
+        self._index()
+        stack = self._stack()
+        self.issues.extend(check_policy(self.docs, allow_privileged=stack.allow_privileged))
+        machines = {n: _machine(d) for n, d in self.by_kind.get("Machine", {}).items()}
+        mappings = {n: _mapping(d) for n, d in self.by_kind.get("DeviceMapping", {}).items()}
+        images = {n: self._image(d, machines) for n, d in self.by_kind.get("Image", {}).items()}
+        workloads = {
+            n: self._workload(d, machines, images, mappings)
+            for n, d in self.by_kind.get("Workload", {}).items()
+        }
+        self._check_cycles(workloads)
+        if self.issues:
+            raise InvalidInput(self.issues)
+        return Desired(
+            stack, machines, images, mappings, workloads, tuple(sorted({d.file for d in self.docs}))
+        )
+
+    def _index(self) -> None:
+        for doc in self.docs:
+            seen = self.by_kind.setdefault(doc.kind, {})
+            if doc.name in seen:
+                first = seen[doc.name]
+                self.issue(
+                    doc,
+                    ["metadata", "name"],
+                    f"{doc.subject} is declared twice (first at {first.locate(['metadata', 'name'])})",
+                )
+                continue
+            seen[doc.name] = doc
+
+    def _stack(self) -> Stack:
+        stacks = list(self.by_kind.get("Stack", {}).values())
+        for extra in stacks[1:]:
+            self.issue(
+                extra,
+                ["kind"],
+                f"only one Stack may be declared (first at {stacks[0].locate(['kind'])})",
+            )
+        if not stacks:
+            return Stack()
+        doc = stacks[0]
+        spec = doc.data.get("spec") or {}
+        policy = spec.get("policy") or {}
+        return Stack(
+            doc.name,
+            bool(spec.get("prune", False)),
+            bool(policy.get("allowPrivileged", False)),
+            doc.locate([]),
+        )
+
+    def _machine_ref(
+        self, doc: Document, spec: dict[str, Any], machines: dict[str, Machine]
+    ) -> str | None:
+        name = spec.get("machine")
+        if name is not None and name not in machines:
+            self.issue(doc, ["spec", "machine"], f"unknown Machine {name!r}{_known(machines)}")
+        return name if isinstance(name, str) else None
+
+    def _image(self, doc: Document, machines: dict[str, Machine]) -> Image:
+        spec = doc.data.get("spec") or {}
+        build = spec.get("build")
+        pull = spec.get("pull") or {}
+        return Image(
+            name=doc.name,
+            ref=spec.get("ref") or f"localhost/{doc.name}:latest",
+            machine=self._machine_ref(doc, spec, machines),
+            build=_build(doc, build) if build else None,
+            pull_policy=pull.get("policy", "IfNotPresent"),
+            labels=_labels(doc),
+            location=doc.locate([]),
+        )
+
+    def _workload(
+        self,
+        doc: Document,
+        machines: dict[str, Machine],
+        images: dict[str, Image],
+        mappings: dict[str, DeviceMapping],
+    ) -> Workload:
+        spec: dict[str, Any] = doc.data.get("spec") or {}
+        machine = self._machine_ref(doc, spec, machines)
+        image_name, image_ref = self._image_ref(doc, spec["image"], machine, images)
+        env: dict[str, str] = {}
+        devices: list[str] = []
+        used: list[str] = []
+        for i, entry in enumerate(spec.get("devices", [])):
+            if entry in mappings:
+                mapping = mappings[entry]
+                used.append(entry)
+                devices.extend(mapping.devices)
+                env.update(mapping.env)
+            elif entry.startswith("/") or "=" in entry:
+                devices.append(entry)
+            else:
+                self.issue(
+                    doc,
+                    ["spec", "devices", i],
+                    f"unknown DeviceMapping {entry!r}{_known(mappings)}",
+                )
+        env.update(spec.get("env", {}))
+        depends = tuple(_dependency(d) for d in spec.get("dependsOn", []))
+        for i, dep in enumerate(depends):
+            if dep.name not in self.by_kind.get("Workload", {}):
+                self.issue(doc, ["spec", "dependsOn", i], f"unknown Workload {dep.name!r}")
+        resources = spec.get("resources") or {}
+        hc = spec.get("healthcheck")
+        return Workload(
+            name=doc.name,
+            machine=machine,
+            image=image_name,
+            image_ref=image_ref,
+            command=tuple(spec["command"]) if "command" in spec else None,
+            args=tuple(spec["args"]) if "args" in spec else None,
+            env=env,
+            secrets=tuple(
+                SecretRef(s["name"], s.get("env"), s.get("target")) for s in spec.get("secrets", [])
+            ),
+            ports=tuple(str(p) for p in spec.get("ports", [])),
+            volumes=tuple(_mount(doc, v) for v in spec.get("volumes", [])),
+            devices=tuple(dict.fromkeys(devices)),
+            mappings=tuple(used),
+            memory_mib=units.mebibytes(resources["memory"]) if "memory" in resources else None,
+            cpus=float(resources["cpus"]) if "cpus" in resources else None,
+            restart=spec.get("restart", "no"),
+            healthcheck=_healthcheck(hc) if hc else None,
+            depends_on=depends,
+            replicas=spec.get("replicas", 1),
+            init=spec.get("init", False),
+            stop_timeout_s=units.seconds(spec.get("stopTimeout", "10s")),
+            network=spec.get("network", "bridge"),
+            privileged=spec.get("privileged", False),
+            cap_add=tuple(spec.get("capAdd", [])),
+            state=spec.get("state", "running"),
+            labels=_labels(doc),
+            location=doc.locate([]),
+        )
+
+    def _image_ref(
+        self, doc: Document, value: str, machine: str | None, images: dict[str, Image]
+    ) -> tuple[str | None, str]:
+        if value in images:
+            image = images[value]
+            if image.machine != machine:
+                where = f"machine {image.machine!r}" if image.machine else "the default connection"
+                here = f"machine {machine!r}" if machine else "the default connection"
+                self.issue(
+                    doc,
+                    ["spec", "image"],
+                    f"Image {value!r} is built on {where} but this workload runs on {here}",
+                )
+            return value, image.ref
+        if "/" in value or ":" in value:
+            return None, value
+        self.issue(
+            doc,
+            ["spec", "image"],
+            f"unknown Image {value!r}{_known(images)} (a full reference contains '/' or ':')",
+        )
+        return None, value
+
+    def _check_cycles(self, workloads: dict[str, Workload]) -> None:
+        graph = {
+            w.name: [d.name for d in w.depends_on if d.name in workloads]
+            for w in workloads.values()
+        }
+        try:
+            graphlib.TopologicalSorter(graph).prepare()
+        except graphlib.CycleError as exc:
+            cycle: list[str] = exc.args[1]
+            first = self.by_kind["Workload"][cycle[0]]
+            self.issue(first, ["spec", "dependsOn"], "dependency cycle: " + " -> ".join(cycle))
+
+
+def _known(names: dict[str, Any]) -> str:
+    return f" (declared: {', '.join(sorted(names))})" if names else " (none declared)"
+
+
+def _labels(doc: Document) -> dict[str, str]:
+    return dict((doc.data.get("metadata") or {}).get("labels") or {})
+
+
+def _machine(doc: Document) -> Machine:
+    spec = doc.data.get("spec") or {}
+    return Machine(
+        name=doc.name,
+        provider=spec.get("provider"),
+        cpus=spec.get("cpus"),
+        memory_mib=units.mebibytes(spec["memory"]) if "memory" in spec else None,
+        disk_gib=units.gibibytes(spec["diskSize"]) if "diskSize" in spec else None,
+        rootful=spec.get("rootful"),
+        volumes=tuple(spec.get("volumes", [])),
+        state=spec.get("state", "running"),
+        labels=_labels(doc),
+        location=doc.locate([]),
+    )
+
+
+def _mapping(doc: Document) -> DeviceMapping:
+    spec = doc.data.get("spec") or {}
+    probe = spec.get("probe")
+    providers = spec.get("providers")
+    return DeviceMapping(
+        name=doc.name,
+        devices=tuple(spec["devices"]),
+        providers=tuple(providers) if providers is not None else None,
+        env=dict(spec.get("env", {})),
+        probe=Probe(
+            tuple(probe["command"]), probe.get("expect"), units.seconds(probe.get("timeout", "30s"))
+        )
+        if probe
+        else None,
+        location=doc.locate([]),
+    )
+
+
+def _build(doc: Document, build: dict[str, Any]) -> Build:
+    context = normalize_host_path(build["context"], doc.base_dir)
+    containerfile = build.get("containerfile")
+    if containerfile is None:
+        containerfile = (
+            "Dockerfile"
+            if not (context / "Containerfile").exists() and (context / "Dockerfile").exists()
+            else "Containerfile"
+        )
+    return Build(
+        context=context,
+        containerfile=normalize_host_path(containerfile, context),
+        args=dict(build.get("args", {})),
+        target=build.get("target"),
+    )
+
+
+def _mount(doc: Document, value: str) -> Mount:
+    source, _, rest = value.partition(":")
+    target, _, options = rest.partition(":")
+    bind = is_bind_source(source)
+    return Mount(
+        source=str(normalize_host_path(source, doc.base_dir)) if bind else source,
+        target=target,
+        options=tuple(o for o in options.split(",") if o),
+        bind=bind,
+    )
+
+
+def _dependency(value: str | dict[str, str]) -> Dependency:
+    if isinstance(value, str):
+        return Dependency(value, "started")
+    return Dependency(value["name"], value.get("condition", "started"))
+
+
+def _healthcheck(hc: dict[str, Any]) -> Healthcheck:
+    return Healthcheck(
+        command=tuple(hc["command"]),
+        interval_s=units.seconds(hc.get("interval", "30s")),
+        timeout_s=units.seconds(hc.get("timeout", "30s")),
+        retries=hc.get("retries", 3),
+        start_period_s=units.seconds(hc.get("startPeriod", "0s")),
+    )

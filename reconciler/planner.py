@@ -1,0 +1,581 @@
+"""plan(desired, observed, recorded, options) -> Plan. Every decision and its reason live here.
+
+Pure: no I/O. What needs reading first (image content hashes, Podman's objects, the
+inventory) is passed in. Change detection is by label hash, never by comparing inspect
+output field by field; the recorded spec only feeds the human-readable "what changed".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.hashing import (
+    LABEL_CONTENT_HASH,
+    LABEL_NAME,
+    LABEL_REPLICA,
+    LABEL_SPEC_HASH,
+    LABEL_STACK,
+    masked_spec,
+    spec_hash,
+    stack_labels,
+    workload_spec,
+)
+from reconciler.model import Desired, Image, Workload
+from reconciler.observed import Observed, ObservedContainer, ObservedImage, Recorded
+from reconciler.plan import (
+    Action,
+    Change,
+    ContainerWork,
+    ImageWork,
+    Plan,
+    PlanOptions,
+    RemoveWork,
+    Verb,
+    VolumeWork,
+)
+
+# A container that Podman has restarted this often and that is not up is left alone and
+# reported: recreating it every pass would hide the real problem and churn the host.
+CRASH_LOOP_RESTARTS = 3
+
+
+def short(h: str) -> str:
+    return h.removeprefix("sha256:")[:12]
+
+
+def image_action_id(connection: str, name: str) -> str:
+    return f"Image/{connection}:{name}"
+
+
+def volume_action_id(connection: str, name: str) -> str:
+    return f"Volume/{connection}:{name}"
+
+
+def container_action_id(name: str) -> str:
+    return f"Container/{name}"
+
+
+def machine_action_id(name: str) -> str:
+    return f"Machine/{name}"
+
+
+@dataclass
+class _Images:
+    """Per (connection, ref): the image id workloads will run, or None when it changes now."""
+
+    ids: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    action_ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    changing: set[tuple[str, str]] = field(default_factory=set)
+
+
+def plan(
+    desired: Desired,
+    observed: Observed,
+    recorded: Recorded,
+    content_hashes: dict[str, str],
+    options: PlanOptions | None = None,
+    machine_actions: list[Action] | None = None,
+) -> Plan:
+    """Compare desired with observed and say, with a reason each, what apply must do."""
+    return _Planner(desired, observed, recorded, content_hashes, options or PlanOptions()).run(
+        machine_actions or []
+    )
+
+
+class _Planner:
+    def __init__(
+        self,
+        desired: Desired,
+        observed: Observed,
+        recorded: Recorded,
+        content_hashes: dict[str, str],
+        options: PlanOptions,
+    ) -> None:
+        self.d = desired
+        self.o = observed
+        self.r = recorded
+        self.hashes = content_hashes
+        self.opt = options
+        self.stack = desired.stack.name
+        self.actions: list[Action] = []
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.images = _Images()
+        self.machine_ids: dict[str, str] = {}
+
+    def run(self, machine_actions: list[Action]) -> Plan:
+        self.actions.extend(machine_actions)
+        self.machine_ids = {
+            a.name: a.id for a in machine_actions if a.kind == "Machine" and a.changes_something
+        }
+        for c, reason in sorted(self.o.errors.items()):
+            where = f"machine {c}" if c else "the default connection"
+            self.warnings.append(f"could not observe {where}: {reason}")
+        for image in sorted(self.d.images.values(), key=lambda i: i.name):
+            self._image(image)
+        for w in self.d.workloads.values():
+            if w.image is None:
+                self._implicit_image(w)
+        for (conn, vol), users in sorted(self.d.named_volumes().items()):
+            self._volume(conn, vol, users)
+        for name in self.d.workload_order():
+            self._workload(self.d.workloads[name])
+        self._scale_down_and_prune()
+        return Plan(self.stack, tuple(self.actions), tuple(self.warnings), tuple(self.errors))
+
+    # --- images -------------------------------------------------------------------------
+    def _find_image(self, conn: str, ref: str) -> ObservedImage | None:
+        for img in self.o.images.get(conn, []):
+            if ref in img.refs:
+                return img
+        return None
+
+    def _image(self, image: Image) -> None:
+        conn, key = image.connection, (image.connection, image.ref)
+        found = self._find_image(conn, image.ref)
+        aid = image_action_id(conn, image.name)
+        deps = self._machine_dep(conn)
+        labels = stack_labels(self.stack, "Image", image.name) | image.labels
+        if image.build is not None:
+            want = self.hashes[image.name]
+            labels = labels | {LABEL_CONTENT_HASH: want}
+            work = ImageWork(image.ref, image.build, want, labels, image.pull_policy)
+            have = found.labels.get(LABEL_CONTENT_HASH, "") if found else ""
+            if found and have == want:
+                self._add(
+                    Action(
+                        aid,
+                        "Image",
+                        image.name,
+                        Verb.UNCHANGED,
+                        "none",
+                        f"{image.ref} carries content hash {short(want)}",
+                        conn,
+                    )
+                )
+                self.images.ids[key] = found.id
+                return
+            if found is None:
+                verb, reason = Verb.CREATE, f"no image {image.ref} yet"
+            elif not have:
+                verb, reason = (
+                    Verb.REPLACE,
+                    f"{image.ref} was not built by podform (no content hash)",
+                )
+            else:
+                verb, reason = Verb.REPLACE, "build inputs changed"
+            changes = (Change("content-hash", short(have) or None, short(want)),) if found else ()
+            self._add(
+                Action(aid, "Image", image.name, verb, "build", reason, conn, changes, deps, work)
+            )
+            self._mark_changing(key, aid)
+            return
+        work = ImageWork(image.ref, None, "", labels, image.pull_policy)
+        self._pulled(aid, image.name, conn, image.ref, image.pull_policy, found, deps, work)
+
+    def _implicit_image(self, w: Workload) -> None:
+        conn, key = w.connection, (w.connection, w.image_ref)
+        if key in self.images.ids:
+            return
+        aid = image_action_id(conn, w.image_ref)
+        found = self._find_image(conn, w.image_ref)
+        work = ImageWork(w.image_ref, None, "", {}, "IfNotPresent")
+        self._pulled(
+            aid,
+            w.image_ref,
+            conn,
+            w.image_ref,
+            "IfNotPresent",
+            found,
+            self._machine_dep(conn),
+            work,
+        )
+
+    def _pulled(
+        self,
+        aid: str,
+        name: str,
+        conn: str,
+        ref: str,
+        policy: str,
+        found: ObservedImage | None,
+        deps: tuple[str, ...],
+        work: ImageWork,
+    ) -> None:
+        key = (conn, ref)
+        if found is not None and policy != "Always":
+            self._add(Action(aid, "Image", name, Verb.UNCHANGED, "none", f"{ref} is present", conn))
+            self.images.ids[key] = found.id
+            return
+        if found is None and policy == "Never":
+            self.errors.append(f"image {ref} is not present and its pull policy is Never")
+            self.images.ids[key] = None
+            return
+        if found is not None:
+            self._add(
+                Action(
+                    aid,
+                    "Image",
+                    name,
+                    Verb.UPDATE,
+                    "pull",
+                    "pull policy Always",
+                    conn,
+                    (),
+                    deps,
+                    work,
+                )
+            )
+            self.images.ids[key] = found.id  # a new id takes effect on the next pass
+            self.images.action_ids[key] = aid
+            return
+        self._add(
+            Action(
+                aid,
+                "Image",
+                name,
+                Verb.CREATE,
+                "pull",
+                f"{ref} is not present",
+                conn,
+                (),
+                deps,
+                work,
+            )
+        )
+        self._mark_changing(key, aid)
+
+    def _mark_changing(self, key: tuple[str, str], aid: str) -> None:
+        self.images.ids[key] = None
+        self.images.action_ids[key] = aid
+        self.images.changing.add(key)
+
+    # --- volumes ------------------------------------------------------------------------
+    def _volume(self, conn: str, name: str, users: list[str]) -> None:
+        aid = volume_action_id(conn, name)
+        found = next((v for v in self.o.volumes.get(conn, []) if v.name == name), None)
+        if found is None:
+            self._add(
+                Action(
+                    aid,
+                    "Volume",
+                    name,
+                    Verb.CREATE,
+                    "create",
+                    f"named volume used by {', '.join(sorted(users))} does not exist",
+                    conn,
+                    (),
+                    self._machine_dep(conn),
+                    VolumeWork(name, stack_labels(self.stack, "Volume", name)),
+                )
+            )
+        else:
+            owner = (
+                ""
+                if found.labels.get(LABEL_STACK) == self.stack
+                else " (not created by this stack; left as is)"
+            )
+            self._add(Action(aid, "Volume", name, Verb.UNCHANGED, "none", f"exists{owner}", conn))
+
+    # --- containers ---------------------------------------------------------------------
+    def _containers_on(self, conn: str) -> dict[str, ObservedContainer]:
+        return {c.name: c for c in self.o.containers.get(conn, [])}
+
+    def _workload(self, w: Workload) -> None:
+        conn = w.connection
+        if conn in self.o.errors:
+            return
+        observed = self._containers_on(conn)
+        key = (conn, w.image_ref)
+        image_id = self.images.ids.get(key)
+        image_changing = key in self.images.changing
+        deps = list(self._machine_dep(conn))
+        if key in self.images.action_ids:
+            deps.append(self.images.action_ids[key])
+        deps += [volume_action_id(conn, m.source) for m in w.volumes if not m.bind]
+        healthy: list[str] = []
+        for dep in w.depends_on:
+            other = self.d.workloads[dep.name]
+            names = other.container_names(self.stack)
+            deps += [container_action_id(n) for n in names]
+            if dep.condition == "healthy":
+                healthy += names
+        probes = tuple(
+            (m.name, m.probe.command, m.probe.expect, m.probe.timeout_s)
+            for m in (self.d.mappings[n] for n in w.mappings)
+            if m.probe is not None
+        )
+        new_spec = workload_spec(w, image_id or "")
+        want_hash = spec_hash(new_spec) if image_id else ""
+        for n, cname in enumerate(w.container_names(self.stack), start=1):
+            labels = (
+                stack_labels(self.stack, "Workload", w.name) | w.labels | {LABEL_REPLICA: str(n)}
+            )
+            found = observed.get(cname)
+            if found is not None and found.labels.get(LABEL_STACK) != self.stack:
+                owner = found.labels.get(LABEL_STACK)
+                self.errors.append(
+                    f"container {cname} already exists and was not created by podform"
+                    + (f" for this stack (it belongs to stack {owner!r})" if owner else "")
+                    + "; rename or remove it"
+                )
+                continue
+            work = ContainerWork(
+                cname, n, w, labels, found.id if found else "", tuple(healthy), probes
+            )
+            self._container(w, cname, found, work, tuple(deps), new_spec, want_hash, image_changing)
+
+    def _container(
+        self,
+        w: Workload,
+        cname: str,
+        found: ObservedContainer | None,
+        work: ContainerWork,
+        deps: tuple[str, ...],
+        new_spec: dict[str, Any],
+        want_hash: str,
+        image_changing: bool,
+    ) -> None:
+        aid = container_action_id(cname)
+        conn = w.connection
+
+        def add(
+            verb: Verb,
+            op: str,
+            reason: str,
+            changes: tuple[Change, ...] = (),
+            warnings: tuple[str, ...] = (),
+        ) -> None:
+            self._add(
+                Action(
+                    aid, "Container", cname, verb, op, reason, conn, changes, deps, work, warnings
+                )
+            )
+
+        if found is None:
+            add(
+                Verb.CREATE,
+                "create",
+                "container does not exist" + ("" if w.state == "running" else " (created stopped)"),
+            )
+            return
+        if image_changing:
+            add(Verb.REPLACE, "replace", f"image {w.image or w.image_ref} is being built or pulled")
+            return
+        have_hash = found.labels.get(LABEL_SPEC_HASH, "")
+        if have_hash != want_hash:
+            rec = self.r.containers.get(cname)
+            changes = (
+                tuple(field_changes(rec.spec, masked_spec(new_spec))) if rec and rec.spec else ()
+            )
+            if rec is None or not rec.spec:
+                reason = "spec changed (no previous spec recorded to compare)"
+            elif not changes:
+                reason = "spec changed (a sensitive value or the image id changed)"
+            else:
+                reason = "spec changed"
+            add(Verb.REPLACE, "replace", reason, changes)
+            return
+        crash = self._crash_loop(found)
+        if crash:
+            add(Verb.UNCHANGED, "none", "crash-looping: left as is", warnings=(crash,))
+            return
+        if w.state == "running" and not found.running:
+            add(Verb.UPDATE, "start", f"container is {found.state}, should be running")
+            return
+        if w.state == "stopped" and found.running:
+            add(Verb.UPDATE, "stop", "container is running, should be stopped")
+            return
+        rec = self.r.containers.get(cname)
+        if work.probes and found.running and (rec is None or rec.probe != "ok"):
+            add(Verb.UNCHANGED, "probe", "up to date; GPU probe has not passed yet, checking again")
+            return
+        add(Verb.UNCHANGED, "none", f"up to date (spec {short(want_hash)})")
+
+    def _crash_loop(self, c: ObservedContainer) -> str:
+        if c.state == "restarting" or (c.restart_count >= CRASH_LOOP_RESTARTS and not c.running):
+            return (
+                f"crash-looping: restarted {c.restart_count} times, last exit code "
+                f"{c.exit_code}; see `podman logs {c.name}`"
+            )
+        return ""
+
+    # --- deletes ------------------------------------------------------------------------
+    def _scale_down_and_prune(self) -> None:
+        wanted = {n for w in self.d.workloads.values() for n in w.container_names(self.stack)}
+        prune = self.opt.prune or self.d.stack.prune
+        if prune and self.d.is_empty() and not self.opt.allow_empty:
+            self.errors.append(
+                "refusing to prune: the manifests declare nothing, which would delete everything "
+                "this stack owns (use --allow-empty if that is what you want)"
+            )
+            return
+        if prune and not self.r.valid:
+            self.warnings.append("inventory is missing or unreadable: prune skipped this time")
+        everything_else = tuple(a.id for a in self.actions)
+        for conn in sorted(self.o.containers):
+            for c in sorted(self.o.containers[conn], key=lambda c: c.name):
+                if c.labels.get(LABEL_STACK) != self.stack or c.name in wanted:
+                    continue
+                declared = c.labels.get(LABEL_NAME) in self.d.workloads
+                if not declared and not prune:
+                    continue
+                rec = self.r.containers.get(c.name)
+                if not self.r.valid:
+                    continue
+                if rec is None or rec.id != c.id:
+                    self.warnings.append(
+                        f"container {c.name} carries this stack's labels but podform did not "
+                        "create it (not in the inventory): left alone"
+                    )
+                    continue
+                reason = (
+                    f"replica {c.labels.get(LABEL_REPLICA)} is beyond replicas: "
+                    f"{self.d.workloads[c.labels[LABEL_NAME]].replicas}"
+                    if declared
+                    else "no longer declared (prune)"
+                )
+                w = self.d.workloads.get(c.labels.get(LABEL_NAME, ""))
+                timeout = w.stop_timeout_s if w else 10.0
+                self._add(
+                    Action(
+                        container_action_id(c.name),
+                        "Container",
+                        c.name,
+                        Verb.DELETE,
+                        "remove",
+                        reason,
+                        conn,
+                        (),
+                        everything_else,
+                        RemoveWork(c.name, c.id, timeout),
+                    )
+                )
+        if prune and self.r.valid:
+            self._prune_images(everything_else)
+
+    def _prune_images(self, after: tuple[str, ...]) -> None:
+        declared = set(self.d.images)
+        container_deletes = tuple(a.id for a in self.actions if a.verb is Verb.DELETE)
+        for name, rec in sorted(self.r.images.items()):
+            if name in declared:
+                continue
+            conn = rec.get("connection", "")
+            img = next((i for i in self.o.images.get(conn, []) if i.id == rec.get("id")), None)
+            if img is None or img.labels.get(LABEL_STACK) != self.stack:
+                continue
+            self._add(
+                Action(
+                    image_action_id(conn, name),
+                    "Image",
+                    name,
+                    Verb.DELETE,
+                    "remove",
+                    "no longer declared (prune)",
+                    conn,
+                    (),
+                    after + container_deletes,
+                    RemoveWork(rec.get("ref", name), img.id, 0.0),
+                )
+            )
+
+    # --- helpers ------------------------------------------------------------------------
+    def _machine_dep(self, conn: str) -> tuple[str, ...]:
+        return (self.machine_ids[conn],) if conn in self.machine_ids else ()
+
+    def _add(self, action: Action) -> None:
+        self.actions.append(action)
+
+
+def plan_delete(
+    desired: Desired, observed: Observed, recorded: Recorded, *, volumes: bool, machines: bool
+) -> Plan:
+    """`podform delete`: remove the declared workloads' containers, the images podform built
+    for declared Images, and, only when asked, named volumes and machines podform created."""
+    stack = desired.stack.name
+    actions: list[Action] = []
+    for w in desired.workloads.values():
+        for c in observed.containers.get(w.connection, []):
+            if c.labels.get(LABEL_STACK) == stack and c.labels.get(LABEL_NAME) == w.name:
+                actions.append(
+                    Action(
+                        container_action_id(c.name),
+                        "Container",
+                        c.name,
+                        Verb.DELETE,
+                        "remove",
+                        "declared in the manifests being deleted",
+                        w.connection,
+                        work=RemoveWork(c.name, c.id, w.stop_timeout_s),
+                    )
+                )
+    containers = tuple(a.id for a in actions)
+    for image in desired.images.values():
+        rec = recorded.images.get(image.name)
+        found = next(
+            (
+                i
+                for i in observed.images.get(image.connection, [])
+                if rec and i.id == rec.get("id") and i.labels.get(LABEL_STACK) == stack
+            ),
+            None,
+        )
+        if found is not None:
+            actions.append(
+                Action(
+                    image_action_id(image.connection, image.name),
+                    "Image",
+                    image.name,
+                    Verb.DELETE,
+                    "remove",
+                    "built by podform for this stack",
+                    image.connection,
+                    (),
+                    containers,
+                    RemoveWork(image.ref, found.id, 0),
+                )
+            )
+    if volumes:
+        for (conn, name), _users in sorted(desired.named_volumes().items()):
+            if any(v.name == name for v in observed.volumes.get(conn, [])):
+                actions.append(
+                    Action(
+                        volume_action_id(conn, name),
+                        "Volume",
+                        name,
+                        Verb.DELETE,
+                        "remove",
+                        "--volumes: its data is deleted",
+                        conn,
+                        (),
+                        containers,
+                        RemoveWork(name, name, 0),
+                    )
+                )
+    warnings: tuple[str, ...] = ()
+    if machines and desired.machines:
+        warnings = ("--machines is handled by the machine layer",)
+    return Plan(stack, tuple(actions), warnings)
+
+
+def field_changes(old: Any, new: Any, prefix: str = "") -> list[Change]:
+    """Field paths that differ between two specs, as `env.LEVEL: "info" -> "debug"`."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[Change] = []
+        for k in sorted(set(old) | set(new), key=str):
+            if k == "v":
+                continue
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if k not in old:
+                out.append(Change(path, None, new[k]))
+            elif k not in new:
+                out.append(Change(path, old[k], None))
+            else:
+                out.extend(field_changes(old[k], new[k], path))
+        return out
+    if old != new:
+        if prefix == "image" and isinstance(old, str) and isinstance(new, str):
+            return [Change(prefix, short(old), short(new))]
+        return [Change(prefix, old, new)]
+    return []
