@@ -101,6 +101,7 @@ _INF_NAN = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
 # YAML 1.1 reads 0755 as octal 493, YAML 1.2 as decimal 755: whichever we picked, someone's file
 # mode or version string would silently change.
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+_NUMBER_START = frozenset("0123456789+-.")
 
 _INVALID: Final = object()  # a value already reported as an issue
 _NO_KEY: Final = object()  # a mapping frame waiting for its next key
@@ -144,6 +145,8 @@ def _plain(text: str) -> Any:
         return None
     if text in _BOOLS:
         return _BOOLS[text]
+    if text[0] not in _NUMBER_START:  # most values are words: skip the number patterns
+        return text
     number = _number(text)
     return text if number is None else number
 
@@ -236,43 +239,48 @@ class _FileWalker:
 
     def _feed(self, event: yaml.Event) -> bool:
         """Take one event; False when the file must not be read further."""
-        location = self._location(event.start_mark)
-        if isinstance(event, yaml.DocumentStartEvent):
-            self.number += 1
-            self.root, self.positions, self.key_positions = None, {}, {}
-        elif isinstance(event, yaml.DocumentEndEvent):
-            self._end_document()
-        elif isinstance(event, yaml.AliasEvent):
-            self._issue(_ANCHORS, location)
-            self._attach(_INVALID, location)
-        elif isinstance(event, yaml.ScalarEvent):
-            self._check_anchor(event, location)
+        kind = type(event)  # exact types, most frequent first: this is the loader's hot loop
+        if kind is yaml.ScalarEvent:
+            assert isinstance(event, yaml.ScalarEvent)
+            location = self._location(event.start_mark)
+            if event.anchor is not None:
+                self._issue(_ANCHORS, location)
             path = self._child_path()
             if path is not None:
                 self.positions[path] = location
             merge = event.value == "<<" and event.implicit[0]
             self._attach(self._scalar(event, location), location, merge=merge)
-        elif isinstance(event, yaml.CollectionStartEvent):
-            if len(self.stack) >= MAX_DEPTH:
-                self._issue(_TOO_DEEP, location)
-                return False
-            self._check_anchor(event, location)
-            is_map = isinstance(event, yaml.MappingStartEvent)
-            allowed = _CORE + ("map" if is_map else "seq")
-            if event.tag is not None and event.tag != allowed:
-                self._issue(f"tag '{_short_tag(event.tag)}' is not allowed", location)
-            path = self._child_path()
-            if path is not None:
-                self.positions[path] = location
-            self.stack.append(_Frame({} if is_map else [], path, location))
-        elif isinstance(event, yaml.CollectionEndEvent):
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
             frame = self.stack.pop()
             self._attach(frame.value, frame.location)
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            assert isinstance(event, yaml.CollectionStartEvent)
+            return self._start_collection(event, kind is yaml.MappingStartEvent)
+        elif kind is yaml.AliasEvent:
+            location = self._location(event.start_mark)
+            self._issue(_ANCHORS, location)
+            self._attach(_INVALID, location)
+        elif kind is yaml.DocumentStartEvent:
+            self.number += 1
+            self.root, self.positions, self.key_positions = None, {}, {}
+        elif kind is yaml.DocumentEndEvent:
+            self._end_document()
         return True
 
-    def _check_anchor(self, event: yaml.NodeEvent, location: Location) -> None:
+    def _start_collection(self, event: yaml.CollectionStartEvent, is_map: bool) -> bool:
+        location = self._location(event.start_mark)
+        if len(self.stack) >= MAX_DEPTH:
+            self._issue(_TOO_DEEP, location)
+            return False
         if event.anchor is not None:
             self._issue(_ANCHORS, location)
+        if event.tag is not None and event.tag != _CORE + ("map" if is_map else "seq"):
+            self._issue(f"tag '{_short_tag(event.tag)}' is not allowed", location)
+        path = self._child_path()
+        if path is not None:
+            self.positions[path] = location
+        self.stack.append(_Frame({} if is_map else [], path, location))
+        return True
 
     def _scalar(self, event: yaml.ScalarEvent, location: Location) -> Any:
         if event.tag is None:  # quoted and block scalars are always strings
