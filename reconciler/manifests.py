@@ -3,6 +3,20 @@
 First step of the pipeline. Nothing here knows about kinds or schemas; it only guarantees that
 what comes out is plain JSON-compatible data (str, int, float, bool, None, list, dict with str
 keys) and that every value can be traced back to file:line:col.
+
+The rules, each reported as an Issue at the offending node (all problems of all files are
+collected, then raised together as InvalidInput):
+- files over 1 MiB, bytes that are not UTF-8 (a UTF-8 BOM is fine; UTF-16/32 is refused), and
+  characters YAML does not allow (NUL, ESC, DEL, ...) stop a file before it is parsed;
+- nesting deeper than 64 levels (the document's top-level mapping is level 1);
+- anchors, aliases, merge keys, duplicate keys, keys that are not strings, tags outside the
+  YAML core schema (!!str !!int !!float !!bool !!null !!map !!seq);
+- scalars resolve by the YAML 1.2 core schema: only true/false in three spellings are booleans,
+  `yes`/`no`/`on`/`22:22`/`2024-01-01` stay strings, `0o17`/`0x1F` are ints, `1e3` is the float
+  1000.0; a plain leading-zero integer such as `0755` is refused as ambiguous, and .inf/.nan
+  (not JSON) are refused;
+- every document must be a mapping ("document N" counts all documents of the file, 1-based);
+  empty documents are skipped.
 """
 
 from __future__ import annotations
@@ -83,8 +97,8 @@ _CORE = "tag:yaml.org,2002:"
 _ANCHORS = "anchors and aliases are not allowed"
 _NON_STRING_KEY = "mapping keys must be strings"
 _TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels"
-# libyaml stops by itself at 1000 flow levels while looking ahead for a simple key, before the
-# walk sees level 65; its error is reported with podform's message at libyaml's position.
+# libyaml has its own limit (1000 levels) and, looking ahead for a flow key, may hit it before the
+# walk sees level 65: that error gets podform's message, at the position where libyaml stopped.
 _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 
 # Characters YAML 1.2 allows in a stream (c-printable); everything else is refused up front.
@@ -375,7 +389,8 @@ def _decode(data: bytes, file: str, issues: list[Issue]) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line_start = data.rfind(b"\n", 0, exc.start) + 1
-        col = len(data[line_start : exc.start].decode("utf-8-sig")) + 1
+        codec = "utf-8-sig" if line_start == 0 else "utf-8"  # a BOM is not a column
+        col = len(data[line_start : exc.start].decode(codec)) + 1
         line = data.count(b"\n", 0, exc.start) + 1
         issues.append(Issue(f"not valid UTF-8 at byte {exc.start}", Location(file, line, col)))
         return None
