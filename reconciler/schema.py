@@ -312,7 +312,7 @@ def _message(error: Any, path: Sequence[str | int], is_key: bool) -> str:
     instance = error.instance
     shown = repr(instance)
     description = error.schema.get("description")
-    if error.validator in _COMBINATORS and description is None:
+    if error.validator in _COMBINATORS and description is None and error.context:
         # Only tied pattern alternatives reach here: list what each would have accepted.
         accepted = [e.schema.get("description") or repr(e.validator_value) for e in error.context]
         message = f"{shown} does not match any of: {'; '.join(accepted)}"
@@ -328,6 +328,8 @@ def _message(error: Any, path: Sequence[str | int], is_key: bool) -> str:
             and isinstance(instance, bool | int | float)
         ):
             message += " (quote it)"
+        elif error.validator == "type" and instance is None:
+            message += " (the value is empty)"  # `image:` with nothing after it
     if not is_key and is_secret_path(path):
         message = message.replace(shown, repr(MASK))
     else:

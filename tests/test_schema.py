@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 
 from reconciler import schema
 from reconciler.errors import InvalidInput, Issue, Location
-from reconciler.manifests import Document, JsonPath
+from reconciler.manifests import Document, JsonPath, load_manifests
 from reconciler.redact import MASK, is_secret_key, is_secret_path, mask, redact
 
 REPO_SCHEMAS = Path(__file__).parent.parent / "schemas"
@@ -530,6 +530,53 @@ def test_a_number_or_boolean_where_a_string_is_expected_says_quote_it(
     """YAML's unquoted 32, 1.10 or true under a string field gets the hint "(quote it)"."""
     [issue] = issues_for(with_value("Workload", path, value))
     assert issue.message == f"{value!r} is not of type 'string' (quote it)"
+
+
+def test_an_empty_value_says_so() -> None:
+    """`image:` with nothing after it loads as null; the message says the value is empty."""
+    [issue] = issues_for(with_value("Workload", ("spec", "image"), None))
+    assert issue.message == "None is not of type 'string' (the value is empty)"
+
+
+def test_locations_come_from_the_yaml_file(tmp_path: Path) -> None:
+    """Through the real loader: file:line:col of the bad value, and of a misspelled key."""
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(
+        "apiVersion: podform/v1\n"
+        "kind: Workload\n"
+        "metadata: {name: web}\n"
+        "spec:\n"
+        "  image: nginx\n"
+        "  replicas: two\n"
+        "  restrat: always\n"
+    )
+    issues = schema.validate_documents(load_manifests([str(manifest)]))
+    assert sorted(str(i).removeprefix(str(tmp_path) + "/") for i in issues) == [
+        "app.yaml:6:13: Workload \"web\": $.spec.replicas: 'two' is not of type 'integer'",
+        'app.yaml:7:3: Workload "web": $.spec.restrat: '
+        "'restrat' is not allowed here; did you mean 'restart'?",
+    ]
+
+
+def test_yaml_traps_are_caught_by_the_schema(tmp_path: Path) -> None:
+    """A block-scalar name ('web\\n') and an unquoted number in env are both reported."""
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(
+        "apiVersion: podform/v1\n"
+        "kind: Workload\n"
+        "metadata:\n"
+        "  name: |\n"
+        "    web\n"
+        "spec:\n"
+        "  image: nginx\n"
+        "  env: {GPU_LAYERS: 32}\n"
+    )
+    issues = schema.validate_documents(load_manifests([str(manifest)]))
+    assert sorted((i.json_path, i.message[:26]) for i in issues) == [
+        ("$.metadata.name", "'web\\n' is not a name: a-z"),
+        ("$.spec.env.GPU_LAYERS", "32 is not of type 'string'"),
+    ]
+    assert issues[-1].message.endswith("(quote it)")
 
 
 def test_an_unknown_kind_is_one_issue_with_a_suggestion() -> None:
