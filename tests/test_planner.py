@@ -1,0 +1,324 @@
+"""Planner decisions on hand-made observations: every verb, its reason, and the deletes' guards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.app import load_desired
+from reconciler.hashing import (
+    LABEL_CONTENT_HASH,
+    LABEL_NAME,
+    LABEL_REPLICA,
+    LABEL_SPEC_HASH,
+    LABEL_STACK,
+    masked_spec,
+    spec_hash,
+    workload_spec,
+)
+from reconciler.model import Desired
+from reconciler.observed import (
+    Observed,
+    ObservedContainer,
+    ObservedImage,
+    ObservedVolume,
+    Recorded,
+    RecordedContainer,
+)
+from reconciler.plan import Plan, PlanOptions, Verb
+from reconciler.planner import plan
+
+IMAGE_REF = "localhost/base:latest"
+IMAGE_ID = "sha256:" + "a" * 64
+
+STACK = """\
+apiVersion: podform/v1
+kind: Stack
+metadata: {name: s}
+"""
+
+
+def workload(name: str, extra: str = "") -> str:
+    return f"""---
+apiVersion: podform/v1
+kind: Workload
+metadata: {{name: {name}}}
+spec:
+  image: {IMAGE_REF}
+  command: [sleep, "3600"]
+{extra}"""
+
+
+def desired_from(tmp_path: Path, text: str) -> Desired:
+    path = tmp_path / "stack.yaml"
+    path.write_text(text)
+    return load_desired([str(path)])
+
+
+def running(
+    d: Desired,
+    wname: str,
+    n: int = 1,
+    *,
+    state: str = "running",
+    cid: str = "",
+    spec_change: str = "",
+) -> ObservedContainer:
+    w = d.workloads[wname]
+    h = spec_hash(workload_spec(w, IMAGE_ID)) + spec_change
+    return ObservedContainer(
+        id=cid or f"id-{wname}-{n}",
+        name=f"s-{wname}-{n}",
+        state=state,
+        labels={LABEL_STACK: "s", LABEL_NAME: wname, LABEL_REPLICA: str(n), LABEL_SPEC_HASH: h},
+    )
+
+
+def observed(*containers: ObservedContainer, volumes: tuple[str, ...] = ()) -> Observed:
+    return Observed(
+        containers={"": list(containers)},
+        images={"": [ObservedImage(IMAGE_ID, (IMAGE_REF,))]},
+        volumes={"": [ObservedVolume(v) for v in volumes]},
+    )
+
+
+def recorded_for(*containers: ObservedContainer, d: Desired | None = None) -> Recorded:
+    rec = Recorded()
+    for c in containers:
+        spec = masked_spec(workload_spec(d.workloads[c.labels[LABEL_NAME]], IMAGE_ID)) if d else {}
+        rec.containers[c.name] = RecordedContainer(c.id, c.labels[LABEL_NAME], "", spec)
+    return rec
+
+
+def verbs(p: Plan) -> dict[str, tuple[str, str]]:
+    return {a.name: (a.verb.value, a.operation) for a in p.actions if a.kind == "Container"}
+
+
+def test_fresh_stack_creates_every_replica(tmp_path: Path) -> None:
+    """Nothing observed: each replica is created, named <stack>-<workload>-<n>, with a reason."""
+    d = desired_from(tmp_path, STACK + workload("web", "  replicas: 2\n"))
+    p = plan(d, observed(), Recorded(valid=False), {})
+    assert verbs(p) == {"s-web-1": ("create", "create"), "s-web-2": ("create", "create")}
+    assert all(a.reason for a in p.actions)
+    assert not p.is_empty()
+
+
+def test_converged_stack_is_unchanged_with_reason(tmp_path: Path) -> None:
+    """Matching spec-hash and running: unchanged, and the reason says why."""
+    d = desired_from(tmp_path, STACK + workload("web"))
+    c = running(d, "web")
+    p = plan(d, observed(c), recorded_for(c), {})
+    assert verbs(p) == {"s-web-1": ("unchanged", "none")}
+    assert p.is_empty()
+    assert "up to date" in p.actions[-1].reason
+
+
+def test_changed_env_replaces_with_field_diff(tmp_path: Path) -> None:
+    """An env edit replaces the container and names the field with old -> new."""
+    before = desired_from(tmp_path, STACK + workload("web", "  env: {LEVEL: info}\n"))
+    c = running(before, "web")
+    rec = recorded_for(c, d=before)
+    after = desired_from(tmp_path, STACK + workload("web", "  env: {LEVEL: debug}\n"))
+    p = plan(after, observed(c), rec, {})
+    action = next(a for a in p.actions if a.kind == "Container")
+    assert (action.verb, action.operation) == (Verb.REPLACE, "replace")
+    assert [str(ch) for ch in action.changes] == ['env.LEVEL: "info" → "debug"']
+
+
+def test_secret_values_never_in_plan(tmp_path: Path) -> None:
+    """A secret-looking env value is masked in the diff and absent from the rendered plan."""
+    before = desired_from(tmp_path, STACK + workload("web", "  env: {API_TOKEN: sentinel-one}\n"))
+    c = running(before, "web")
+    after = desired_from(
+        tmp_path, STACK + workload("web", "  env: {API_TOKEN: sentinel-two, X: y}\n")
+    )
+    p = plan(after, observed(c), recorded_for(c, d=before), {})
+    text = p.render() + str(p.to_json())
+    assert "sentinel" not in text
+    assert "replace" in text
+
+
+@pytest.mark.parametrize(
+    ("state", "want_state", "verb"),
+    [
+        ("exited", "running", ("update", "start")),
+        ("created", "running", ("update", "start")),
+        ("running", "stopped", ("update", "stop")),
+        ("exited", "stopped", ("unchanged", "none")),
+    ],
+)
+def test_run_state_drift_is_an_in_place_update(
+    tmp_path: Path, state: str, want_state: str, verb: tuple[str, str]
+) -> None:
+    """Stopped-by-hand containers are started (same id), running ones stopped when declared stopped."""
+    d = desired_from(tmp_path, STACK + workload("web", f"  state: {want_state}\n"))
+    c = running(d, "web", state=state)
+    assert verbs(plan(d, observed(c), recorded_for(c), {})) == {"s-web-1": verb}
+
+
+def test_crash_looping_container_is_reported_not_recreated(tmp_path: Path) -> None:
+    """Restarted again and again and not up: left alone with a crash-looping warning."""
+    d = desired_from(tmp_path, STACK + workload("web"))
+    c = running(d, "web", state="exited")
+    looping = ObservedContainer(c.id, c.name, "exited", c.labels, restart_count=5, exit_code=3)
+    p = plan(d, observed(looping), recorded_for(looping), {})
+    action = next(a for a in p.actions if a.kind == "Container")
+    assert action.verb is Verb.UNCHANGED
+    assert "crash-looping" in action.warnings[0] and "exit code 3" in action.warnings[0]
+
+
+def test_foreign_container_with_needed_name_is_an_error(tmp_path: Path) -> None:
+    """A container without podform's labels holding s-web-1 makes the plan fail, naming it."""
+    d = desired_from(tmp_path, STACK + workload("web"))
+    foreign = ObservedContainer("x", "s-web-1", "running", {})
+    p = plan(d, observed(foreign), Recorded(), {})
+    assert p.errors and "s-web-1" in p.errors[0] and "not created by podform" in p.errors[0]
+    assert "s-web-1" not in verbs(p)
+
+
+def test_scale_down_deletes_only_recorded_replicas(tmp_path: Path) -> None:
+    """replicas 3 -> 1 deletes replicas 2 and 3 (recorded), keeps 1; deletes run after the rest."""
+    d3 = desired_from(tmp_path, STACK + workload("web", "  replicas: 3\n"))
+    cs = [running(d3, "web", n) for n in (1, 2, 3)]
+    d1 = desired_from(tmp_path, STACK + workload("web", "  replicas: 1\n"))
+    p = plan(d1, observed(*cs), recorded_for(*cs), {})
+    assert verbs(p) == {
+        "s-web-1": ("unchanged", "none"),
+        "s-web-2": ("delete", "remove"),
+        "s-web-3": ("delete", "remove"),
+    }
+    delete = next(a for a in p.actions if a.name == "s-web-2")
+    assert "Container/s-web-1" in delete.depends_on
+
+
+def test_prune_needs_inventory_and_labels(tmp_path: Path) -> None:
+    """Prune removes owned, undeclared containers; a labelled one never recorded stays."""
+    old = desired_from(tmp_path, STACK + workload("web") + workload("old"))
+    web, gone = running(old, "web"), running(old, "old")
+    planted = ObservedContainer(
+        "p", "s-planted-1", "running", {LABEL_STACK: "s", LABEL_NAME: "planted"}
+    )
+    d = desired_from(tmp_path, STACK + workload("web"))
+    p = plan(d, observed(web, gone, planted), recorded_for(web, gone), {}, PlanOptions(prune=True))
+    assert verbs(p)["s-old-1"] == ("delete", "remove")
+    assert "s-planted-1" not in verbs(p)
+    assert any("s-planted-1" in w for w in p.warnings)
+
+
+def test_without_prune_undeclared_containers_stay(tmp_path: Path) -> None:
+    """No prune flag: an undeclared workload's container is not touched."""
+    old = desired_from(tmp_path, STACK + workload("web") + workload("old"))
+    web, gone = running(old, "web"), running(old, "old")
+    d = desired_from(tmp_path, STACK + workload("web"))
+    assert "s-old-1" not in verbs(plan(d, observed(web, gone), recorded_for(web, gone), {}))
+
+
+def test_corrupt_inventory_skips_prune_with_warning(tmp_path: Path) -> None:
+    """A missing/corrupt inventory never means delete: prune is skipped with a warning."""
+    old = desired_from(tmp_path, STACK + workload("web") + workload("old"))
+    web, gone = running(old, "web"), running(old, "old")
+    d = desired_from(tmp_path, STACK + workload("web"))
+    p = plan(d, observed(web, gone), Recorded(valid=False), {}, PlanOptions(prune=True))
+    assert "s-old-1" not in verbs(p)
+    assert any("prune skipped" in w for w in p.warnings)
+
+
+def test_prune_to_nothing_refused_without_allow_empty(tmp_path: Path) -> None:
+    """An empty manifest set with prune is an error unless --allow-empty."""
+    old = desired_from(tmp_path, STACK + workload("web"))
+    web = running(old, "web")
+    empty = desired_from(tmp_path, STACK)
+    refused = plan(empty, observed(web), recorded_for(web), {}, PlanOptions(prune=True))
+    assert refused.errors and "--allow-empty" in refused.errors[0]
+    allowed = plan(
+        empty, observed(web), recorded_for(web), {}, PlanOptions(prune=True, allow_empty=True)
+    )
+    assert verbs(allowed) == {"s-web-1": ("delete", "remove")}
+
+
+def build_stack(tmp_path: Path) -> str:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Containerfile").write_text("FROM scratch\n")
+    return (
+        STACK
+        + """---
+apiVersion: podform/v1
+kind: Image
+metadata: {name: app}
+spec:
+  build: {context: ./ctx}
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: web}
+spec:
+  image: app
+"""
+        + "---\n"
+        + workload("other")[4:]
+    )
+
+
+def test_image_content_hash_decides_build(tmp_path: Path) -> None:
+    """Same content hash: reuse; different: rebuild and replace exactly the workloads using it."""
+    d = desired_from(tmp_path, build_stack(tmp_path))
+    app_id = "sha256:" + "b" * 64
+    images = [
+        ObservedImage(app_id, ("localhost/app:latest",), {LABEL_CONTENT_HASH: "h1"}),
+        ObservedImage(IMAGE_ID, (IMAGE_REF,)),
+    ]
+    web_hash = spec_hash(workload_spec(d.workloads["web"], app_id))
+    web = ObservedContainer(
+        "w", "s-web-1", "running", {LABEL_STACK: "s", LABEL_NAME: "web", LABEL_SPEC_HASH: web_hash}
+    )
+    other = running(d, "other")
+    obs = Observed(containers={"": [web, other]}, images={"": images}, volumes={"": []})
+    same = plan(d, obs, recorded_for(web, other), {"app": "h1"})
+    assert same.is_empty()
+    changed = plan(d, obs, recorded_for(web, other), {"app": "h2"})
+    image = next(a for a in changed.actions if a.kind == "Image" and a.name == "app")
+    assert (image.verb, image.operation) == (Verb.REPLACE, "build")
+    assert verbs(changed) == {"s-web-1": ("replace", "replace"), "s-other-1": ("unchanged", "none")}
+    web_action = next(a for a in changed.actions if a.name == "s-web-1")
+    assert image.id in web_action.depends_on
+
+
+def test_missing_named_volume_is_created_first(tmp_path: Path) -> None:
+    """A named volume is created when missing and the container waits for it."""
+    d = desired_from(tmp_path, STACK + workload("db", '  volumes: ["data:/data"]\n'))
+    p = plan(d, observed(), Recorded(), {})
+    vol = next(a for a in p.actions if a.kind == "Volume")
+    assert (vol.verb, vol.name) == (Verb.CREATE, "data")
+    db = next(a for a in p.actions if a.kind == "Container")
+    assert vol.id in db.depends_on
+    p2 = plan(d, observed(volumes=("data",)), Recorded(), {})
+    assert next(a for a in p2.actions if a.kind == "Volume").verb is Verb.UNCHANGED
+
+
+def test_depends_on_orders_and_waits_for_health(tmp_path: Path) -> None:
+    """dependsOn healthy: the dependent's action depends on the dependency's and waits for health."""
+    d = desired_from(
+        tmp_path,
+        STACK + workload("db") + workload("api", "  dependsOn: [{name: db, condition: healthy}]\n"),
+    )
+    p = plan(d, observed(), Recorded(), {})
+    api = next(a for a in p.actions if a.name == "s-api-1")
+    assert "Container/s-db-1" in api.depends_on
+    assert api.work is not None and getattr(api.work, "healthy_deps", ()) == ("s-db-1",)
+
+
+def test_plan_render_is_deterministic_golden(tmp_path: Path) -> None:
+    """The rendered plan is stable text: Terraform-style symbols, aligned names, summary line."""
+    d = desired_from(tmp_path, STACK + workload("web") + workload("db", "  state: stopped\n"))
+    web = running(d, "web", state="exited")
+    p = plan(d, observed(web), recorded_for(web), {})
+    assert p.render() == (
+        "Images:\n"
+        "      localhost/base:latest  unchanged: localhost/base:latest is present\n"
+        "Containers:\n"
+        "    + s-db-1                 create: container does not exist (created stopped)\n"
+        "    ~ s-web-1                update (start): container is exited, should be running\n"
+        "Plan for stack 's': 1 to create, 1 to update, 0 to replace, 0 to delete, 1 unchanged.\n"
+    )
