@@ -201,7 +201,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     from reconciler import log
 
-    log.configure(args.log_format, -1 if args.quiet else args.verbose)
+    verbosity = -1 if args.quiet else args.verbose + (1 if args.command == "watch" else 0)
+    log.configure(args.log_format, verbosity)
     if args.command == "validate":
         return _validate(args)
     if args.command in ("plan", "diff"):

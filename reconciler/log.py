@@ -25,10 +25,15 @@ def _redact_secret_keys(
 
 
 def configure(fmt: str | None = None, verbosity: int = 0) -> None:
-    """fmt: "console" | "json" | None (console on a TTY, else JSON). verbosity: -1 quiet .. 2."""
+    """fmt: "console" | "json" | None (console on a TTY, else JSON).
+
+    verbosity: -1 (-q) errors only, 0 warnings, 1 (-v) progress events, 2+ (-vv) debug.
+    Commands print their own report on stdout, so their logs stay quiet unless asked;
+    watch, a service, starts at 1.
+    """
     import structlog
 
-    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     if fmt is None:
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: Any

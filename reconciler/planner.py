@@ -412,7 +412,7 @@ class _Planner:
             )
             return
         if prune and not self.r.valid:
-            self.warnings.append("inventory is missing or unreadable: prune skipped this time")
+            self.warnings.append("no usable inventory (first apply, or the file is missing or damaged): prune skipped this time")
         everything_else = tuple(a.id for a in self.actions)
         for conn in sorted(self.o.containers):
             for c in sorted(self.o.containers[conn], key=lambda c: c.name):
