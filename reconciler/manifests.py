@@ -21,6 +21,8 @@ collected, then raised together as InvalidInput):
 
 from __future__ import annotations
 
+import json
+
 import codecs
 import math
 import os
@@ -74,7 +76,8 @@ class Document:
     @property
     def subject(self) -> str:
         """`Workload "llama"` for messages; empty when kind or name is unusable."""
-        return f'{self.kind} "{self.name}"' if self.kind and self.name else self.kind
+        # json.dumps: a name that slipped past the schema (e.g. "web\n") must not break the line.
+        return f"{self.kind} {json.dumps(self.name)}" if self.kind and self.name else self.kind
 
 
 # --- Loading -------------------------------------------------------------------------------------
