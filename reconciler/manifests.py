@@ -21,9 +21,8 @@ collected, then raised together as InvalidInput):
 
 from __future__ import annotations
 
-import json
-
 import codecs
+import json
 import math
 import os
 import re
