@@ -1,0 +1,346 @@
+"""`podform watch`: atomic saves converge, broken or emptied files change nothing, drift is
+corrected on the timer, SIGTERM exits 0, memory stays flat; plus the loop's pure rules.
+
+The Podman tests run the real entry point as a long-lived process, read its JSON log lines and
+check the world with the podman CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from podman_env import container_ids, container_state, podman_cli
+
+from reconciler.watch import Rejected, Snapshot, Watcher, _blank, watch_roots
+
+LogLine = dict[str, Any]
+
+
+def documents(stack: str, image: str, env: dict[str, str] | None = None) -> str:
+    """A Stack and one quick-stopping sleeping Workload `web`, as YAML text."""
+    spec = {"image": image, "command": ["sleep", "3600"], "init": True, "stopTimeout": "1s"}
+    if env:
+        spec["env"] = env
+    docs = [
+        {"apiVersion": "podform/v1", "kind": "Stack", "metadata": {"name": stack}},
+        {"apiVersion": "podform/v1", "kind": "Workload", "metadata": {"name": "web"}, "spec": spec},
+    ]
+    return yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True)
+
+
+def save_atomically(path: Path, text: str) -> None:
+    """What editors do: write a temporary file beside the target, then rename it over it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class WatchProcess:
+    """`python -m reconciler watch` in the background, its JSON log lines collected."""
+
+    def __init__(self, socket: str, state_dir: Path, *args: str) -> None:
+        env = {**os.environ, "CONTAINER_HOST": socket, "PODFORM_STATE_DIR": str(state_dir)}
+        argv = [sys.executable, "-m", "reconciler", "watch", *args, "--log-format", "json"]
+        self.proc = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: list[LogLine] = []
+        self.raw: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.raw.append(line)
+            with contextlib.suppress(json.JSONDecodeError):  # a non-JSON line is kept in raw
+                self.lines.append(json.loads(line))
+
+    def events(self, name: str) -> list[LogLine]:
+        return [x for x in list(self.lines) if x.get("event") == name]
+
+    def wait_for(self, what: str, pred: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return
+            assert self.proc.poll() is None, f"watch exited {self.proc.returncode}:\n{self.log()}"
+            time.sleep(0.05)
+        pytest.fail(f"timed out after {timeout}s waiting for {what}\n{self.log()}")
+
+    def passes(self) -> int:
+        return len(self.events("pass complete"))
+
+    def log(self) -> str:
+        return "".join(self.raw[-40:])
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_watch(
+    podman_socket: str, state_dir: Path, busybox_image: str, stack_name: str
+) -> Iterator[Callable[..., WatchProcess]]:
+    """Starts watch processes for the test; each is stopped (SIGTERM) afterwards."""
+    started: list[WatchProcess] = []
+
+    def start(*args: str) -> WatchProcess:
+        started.append(WatchProcess(podman_socket, state_dir, *args))
+        return started[-1]
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def running_web(stack: str) -> str | None:
+    """The ID of the stack's web-1 container if it is running, else None (one podman call, so
+    a container replaced meanwhile cannot make it fail)."""
+    out = podman_cli(
+        "ps", "--no-trunc", "--filter", f"name=^{stack}-web-1$", "--filter", "status=running",
+        "--format", "{{.ID}}",
+    )  # fmt: skip
+    return out.strip() or None
+
+
+def env_of(cid: str) -> list[str]:
+    out = podman_cli("inspect", "--type", "container", "--format", "{{json .Config.Env}}", cid)
+    env: list[str] = json.loads(out)
+    return env
+
+
+@pytest.mark.slow
+def test_atomic_rename_save_converges_quickly(
+    start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """An editor-style rename of a changed file replaces the container within seconds."""
+    manifest = tmp_path / "m" / "stack.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text(documents(stack_name, busybox_image, {"LEVEL": "one"}))
+    w = start_watch("-f", str(manifest.parent), "--interval", "30s", "--debounce", "300ms")
+    w.wait_for("first pass", lambda: running_web(stack_name) is not None and w.passes() >= 1, 60)
+    first = running_web(stack_name)
+    save_atomically(manifest, documents(stack_name, busybox_image, {"LEVEL": "two"}))
+    t0 = time.monotonic()
+    w.wait_for("new container", lambda: running_web(stack_name) not in (None, first), 20)
+    elapsed = time.monotonic() - t0
+    print(f"rename -> new container running: {elapsed:.2f}s (debounce 0.3s)")
+    assert elapsed < 10
+    new = running_web(stack_name)
+    assert new is not None and "LEVEL=two" in env_of(new)
+    done = w.events("pass complete")[-1]
+    assert done["trigger"] == "files" and done["changed"] is True
+    assert {"revision", "seconds", "next_pass_in", "next_pass_at"} <= set(done)
+
+
+@pytest.mark.slow
+def test_broken_then_emptied_file_changes_nothing_until_fixed(
+    start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """Invalid YAML, then an empty file: same containers even with --prune, each logged once."""
+    manifest = tmp_path / "m" / "stack.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text(documents(stack_name, busybox_image))
+    w = start_watch(
+        "-f", str(manifest.parent), "--interval", "1s", "--debounce", "200ms", "--prune"
+    )
+    w.wait_for("first pass", lambda: running_web(stack_name) is not None, 60)
+    before = container_ids(stack_name)
+
+    save_atomically(manifest, "apiVersion: podform/v1\nkind: Workload\nmetadata: {name: [\n")
+    w.wait_for("rejection", lambda: len(w.events("manifests rejected")) == 1, 10)
+    n = w.passes()
+    w.wait_for("two more timed passes", lambda: w.passes() >= n + 2, 10)
+    rejected = w.events("manifests rejected")
+    assert len(rejected) == 1, "the same broken content must be logged once"
+    assert any("stack.yaml:" in p for p in rejected[0]["problems"]), rejected[0]
+
+    manifest.write_text("")
+    w.wait_for("second rejection", lambda: len(w.events("manifests rejected")) == 2, 10)
+    n = w.passes()
+    w.wait_for("two more timed passes", lambda: w.passes() >= n + 2, 10)
+    assert len(w.events("manifests rejected")) == 2
+    assert "is empty" in w.events("manifests rejected")[1]["problems"][0]
+    assert container_ids(stack_name) == before
+    assert running_web(stack_name) == before[f"{stack_name}-web-1"]
+
+    save_atomically(manifest, documents(stack_name, busybox_image, {"FIXED": "yes"}))
+    old = before[f"{stack_name}-web-1"]
+    w.wait_for("converged after fix", lambda: running_web(stack_name) not in (None, old), 20)
+    assert w.events("manifests valid again")
+
+
+@pytest.mark.slow
+def test_container_stopped_by_hand_runs_again_within_interval(
+    start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """The timed pass starts a container that someone stopped by hand."""
+    manifest = tmp_path / "stack.yaml"
+    manifest.write_text(documents(stack_name, busybox_image))
+    w = start_watch("-f", str(manifest), "--interval", "2s", "--debounce", "200ms")
+    w.wait_for("first pass", lambda: running_web(stack_name) is not None, 60)
+    cid = running_web(stack_name)
+    assert cid is not None
+    podman_cli("stop", "-t", "1", cid)
+    assert container_state(cid) != "running"
+    t0 = time.monotonic()
+    w.wait_for("restart", lambda: running_web(stack_name) == cid, 2 * 1.1 + 6)
+    print(f"stopped by hand -> running again: {time.monotonic() - t0:.2f}s (interval 2s)")
+    w.wait_for(
+        "the timed pass's log line",
+        lambda: any(p["trigger"] == "interval" and p["changed"] for p in w.events("pass complete")),
+        5,
+    )
+
+
+def test_sigterm_exits_zero_promptly(
+    start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """SIGTERM ends watch with exit 0 within a few seconds."""
+    manifest = tmp_path / "stack.yaml"
+    manifest.write_text(documents(stack_name, busybox_image))
+    w = start_watch("-f", str(manifest), "--interval", "60s")
+    w.wait_for("first pass", lambda: w.passes() >= 1, 60)
+    t0 = time.monotonic()
+    assert w.stop() == 0, w.log()
+    assert time.monotonic() - t0 < 5
+    assert w.events("watch stopped")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+def test_rss_stays_flat_over_many_passes(
+    start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """RSS after 100 passes is within 5 MiB of RSS after 10."""
+    manifest = tmp_path / "stack.yaml"
+    manifest.write_text(documents(stack_name, busybox_image))
+    w = start_watch("-f", str(manifest), "--interval", "100ms", "--debounce", "50ms")
+    w.wait_for("10 passes", lambda: w.passes() >= 10, 60)
+    at_10 = rss_kib(w.proc.pid)
+    w.wait_for("100 passes", lambda: w.passes() >= 100, 120)
+    at_100 = rss_kib(w.proc.pid)
+    print(f"VmRSS after 10 passes: {at_10} KiB, after 100: {at_100} KiB")
+    assert abs(at_100 - at_10) <= 5 * 1024
+
+
+# --- the loop's pure rules (no Podman) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "blank"),
+    [
+        (b"", True),
+        (b"\n  \n# only a comment\n---\n...\n", True),
+        (b"kind: Workload\n", False),
+        (b"---\n{}\n", False),
+    ],
+)
+def test_blank_means_no_document(text: bytes, blank: bool) -> None:
+    """A file of whitespace, comments and separators counts as holding no document."""
+    assert _blank(text) is blank
+
+
+def test_watch_roots_are_directories_and_skip_the_state_dir(tmp_path: Path) -> None:
+    """-f dirs are watched recursively, -f files via their folder, never the state dir."""
+    (tmp_path / "dir" / "sub").mkdir(parents=True)
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.yaml").write_text("")
+    recursive, flat = watch_roots(
+        [str(tmp_path / "dir"), str(tmp_path / "dir" / "sub"), str(tmp_path / "flat" / "a.yaml")],
+        None,
+        ignore=tmp_path / "flat" / "state",
+    )
+    assert recursive == {tmp_path / "dir"} and flat == {tmp_path / "flat"}
+    recursive, _ = watch_roots([str(tmp_path / "dir")], None, ignore=tmp_path)
+    assert recursive == set()
+
+
+class _Log:
+    def __getattr__(self, _name: str) -> Callable[..., None]:
+        return lambda *a, **k: None
+
+
+def _watcher_with(tmp_path: Path, files: dict[str, str]) -> tuple[Watcher, Path]:
+    folder = tmp_path / "m"
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    rec: Any = type("Rec", (), {"stop_event": threading.Event()})()
+    return Watcher([str(folder)], rec, 60.0, 0.1, _Log()), folder
+
+
+def test_snapshot_losing_a_file_is_rejected_but_a_rename_is_not(tmp_path: Path) -> None:
+    """Emptying or deleting a file whose resources vanish keeps the last good state."""
+    a = documents("s", "busybox:1")
+    watcher, folder = _watcher_with(tmp_path, {"a.yaml": a})
+    good = watcher.read_snapshot()
+    assert isinstance(good, Snapshot) and set(good.desired.workloads) == {"web"}
+    watcher.last_good = good
+    os.replace(folder / "a.yaml", folder / "b.yaml")  # a rename loses no resource
+    renamed = watcher.read_snapshot()
+    assert isinstance(renamed, Snapshot)
+    watcher.last_good = renamed
+    (folder / "b.yaml").write_text("# emptied\n")
+    emptied = watcher.read_snapshot()
+    assert isinstance(emptied, Rejected) and "b.yaml:1: is empty" in emptied.problems[0]
+    (folder / "b.yaml").unlink()
+    vanished = watcher.read_snapshot()
+    assert isinstance(vanished, Rejected) and "b.yaml:1: vanished" in vanished.problems[0]
+
+
+def test_invalid_snapshot_is_rejected_with_locations(tmp_path: Path) -> None:
+    """A manifest that does not load becomes a Rejected naming file:line."""
+    watcher, _ = _watcher_with(tmp_path, {"a.yaml": "kind: [\n"})
+    snap = watcher.read_snapshot()
+    assert isinstance(snap, Rejected) and "a.yaml:" in snap.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("failures", "interval", "delay"),
+    [(1, 60.0, 1.0), (2, 60.0, 2.0), (4, 60.0, 8.0), (9, 60.0, 60.0), (3, 3.0, 3.0)],
+)
+def test_backoff_doubles_and_is_capped_by_the_interval(
+    tmp_path: Path, failures: int, interval: float, delay: float
+) -> None:
+    """After failures the next pass waits 1, 2, 4 ... seconds, never longer than the interval."""
+    watcher, _ = _watcher_with(tmp_path, {})
+    watcher.interval_s, watcher.failures = interval, failures
+    assert watcher._next_delay() == delay
+
+
+def test_interval_has_ten_percent_jitter(tmp_path: Path) -> None:
+    """Timed passes are spread within ±10% of the interval, not all at the same instant."""
+    watcher, _ = _watcher_with(tmp_path, {})
+    delays = {watcher._next_delay() for _ in range(50)}
+    assert all(54.0 <= d <= 66.0 for d in delays) and len(delays) > 1
