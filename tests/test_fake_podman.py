@@ -348,8 +348,13 @@ def test_rm_without_force_fails_on_closed_stdin(podman: Podman) -> None:
 
 def test_version_and_machine_info(podman: Podman) -> None:
     """version/--version/machine info report FAKE_PODMAN_VERSION, OS/arch and current provider."""
-    client = json.loads(podman("version", "--format", "json", version="6.0.1").stdout)["Client"]
-    assert (client["Version"], client["OsArch"]) == ("6.0.1", "darwin/arm64")
+    linux = json.loads(podman("version", "--format", "json", osarch="linux/amd64").stdout)
+    assert linux == {"Client": linux["Client"]}
+    assert (linux["Client"]["Version"], linux["Client"]["OsArch"]) == ("5.8.2", "linux/amd64")
+    podman("machine", "init", "--now", "m", version="6.0.1")
+    both = json.loads(podman("version", "--format", "json", version="6.0.1").stdout)
+    assert (both["Client"]["Version"], both["Client"]["OsArch"]) == ("6.0.1", "darwin/arm64")
+    assert both["Server"]["OsArch"] == "linux/arm64"
     assert podman("--version", version="4.9.3").stdout == "podman version 4.9.3\n"
     info = json.loads(podman("machine", "info", "--format", "json", osarch="linux/amd64").stdout)
     assert (info["Host"]["OS"], info["Host"]["Arch"], info["Host"]["VMType"]) == (
@@ -358,6 +363,16 @@ def test_version_and_machine_info(podman: Podman) -> None:
         "qemu",
     )
     assert info["Version"]["Version"] == "5.8.2"
+
+
+def test_version_without_a_running_machine_fails_like_the_remote_client(podman: Podman) -> None:
+    """macOS, no machine running: `version` prints nothing on stdout, Podman's texts, exit 125."""
+    podman("machine", "init", "m")
+    out = podman("version", "--format", "json")
+    assert (out.rc, out.stdout) == (125, "")
+    first, second = out.stderr.splitlines()
+    assert first.startswith("Cannot connect to Podman. Please verify your connection")
+    assert second.startswith("Error: unable to connect to Podman socket: failed to connect")
 
 
 def test_every_call_is_logged_with_provider_env(podman: Podman, tmp_path: Path) -> None:

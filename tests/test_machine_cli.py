@@ -96,23 +96,79 @@ def test_parse_version(text: str, expected: tuple[int, int, int]) -> None:
         ("5.2.1", (5, 2, 1), "applehv"),
     ],
 )
-def test_client_info_is_read_once(
+def test_client_info_falls_back_to_machine_info_without_a_server(
     make_fake: MakeFake, version: str, triple: tuple[int, int, int], default: str
 ) -> None:
-    """client_info reports version, OS/arch and default provider, and runs podman only once."""
+    """macOS, no machine running: `version` fails, `machine info` answers; read once, cached."""
     fake = make_fake(version)
     expected = ClientInfo(triple, "darwin", "arm64", default)
     assert fake.cli.client_info() == expected
     assert fake.cli.client_info() == expected
-    assert [c["argv"] for c in fake.calls()] == [["machine", "info", "--format", "json"]]
+    assert [c["argv"] for c in fake.calls()] == [
+        ["version", "--format", "json"],
+        ["machine", "info", "--format", "json"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("version", "osarch", "expected"),
+    [
+        ("5.8.2", "linux/amd64", ClientInfo((5, 8, 2), "linux", "amd64", "qemu")),
+        ("6.0.1", "linux/arm64", ClientInfo((6, 0, 1), "linux", "arm64", "qemu")),
+    ],
+)
+def test_client_info_from_version_when_it_answers(
+    make_fake: MakeFake, version: str, osarch: str, expected: ClientInfo
+) -> None:
+    """Where `podman version` answers, Client.Version/OsArch are used and nothing else runs."""
+    fake = make_fake(version, osarch=osarch)
+    assert fake.cli.client_info() == expected
+    assert [c["argv"] for c in fake.calls()] == [["version", "--format", "json"]]
+
+
+def test_client_info_from_version_with_a_running_machine(make_fake: MakeFake) -> None:
+    """macOS with a machine running: `version` answers Client and Server; Client is used."""
+    fake = make_fake("6.0.1")
+    fake.cli.init("m", "libkrun", 2, 2048, 10, False, [], now=True)
+    fresh = MachineCli(str(FAKE), SubprocessRunner(("FAKE_PODMAN_",), base_env=fake.env))
+    assert fresh.client_info() == ClientInfo((6, 0, 1), "darwin", "arm64", "libkrun")
+
+
+def test_client_section_is_used_even_when_version_fails() -> None:
+    """A Client section on stdout counts even with exit 125 (the server part failed)."""
+    client = {"Version": "5.8.2", "OsArch": "darwin/arm64"}
+    runner = ScriptedRunner(
+        {"version": RunResult(125, json.dumps({"Client": client}), "Error: x\n")}
+    )
+    cli = MachineCli("podman", runner)
+    assert cli.client_info() == ClientInfo((5, 8, 2), "darwin", "arm64", "applehv")
+    assert runner.argvs == [["podman", "version", "--format", "json"]]
+
+
+@pytest.mark.parametrize(
+    "stdout", ["", "not json", "[]", '{"Client": {}}', '{"Client": {"Version": "x"}}']
+)
+def test_unusable_version_output_falls_back_to_machine_info(stdout: str) -> None:
+    """Nothing usable from `version` (empty, garbage, no Client): `machine info` decides."""
+    info = {"Host": {"OS": "darwin", "Arch": "arm64", "VMType": "libkrun"}, "Version": {}}
+    info["Version"] = {"Version": "5.8.2", "OsArch": "darwin/arm64"}
+    runner = ScriptedRunner(
+        {
+            "version": RunResult(125, stdout, "Error: x\n"),
+            "info": RunResult(0, json.dumps(info), ""),
+        }
+    )
+    assert MachineCli("podman", runner).client_info() == ClientInfo(
+        (5, 8, 2), "darwin", "arm64", "libkrun"
+    )
 
 
 def test_podman_4_is_refused(make_fake: MakeFake) -> None:
-    """Podman 4.x is refused before any machine command runs."""
+    """Podman 4.x is refused before any machine command that looks at machines runs."""
     fake = make_fake("4.9.3")
     with pytest.raises(PermanentError, match=r"^Podman 4\.x machines are not supported; install"):
         fake.cli.list_machines()
-    assert len(fake.calls()) == 1
+    assert [c["argv"][:2] for c in fake.calls()] == [["version", "--format"], ["machine", "info"]]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -150,6 +206,7 @@ def test_5x_names_the_provider_on_every_machine_call(make_fake: MakeFake) -> Non
     fake.cli.rm("gpu", "libkrun")
     calls = [(c["argv"], c["provider_env"]) for c in fake.calls()]
     assert calls == [
+        (["version", "--format", "json"], None),
         (["machine", "info", "--format", "json"], None),
         (["machine", "init", "--cpus", "4", "--memory", "8192", "--disk-size", "100",
           "--rootful=false", "--now", "gpu"], "libkrun"),
@@ -170,6 +227,7 @@ def test_6x_passes_init_provider_and_never_all_providers(make_fake: MakeFake) ->
     assert [m.provider for m in fake.cli.list_machines()] == ["applehv"]
     calls = [(c["argv"], c["provider_env"]) for c in fake.calls()]
     assert calls == [
+        (["version", "--format", "json"], None),
         (["machine", "info", "--format", "json"], None),
         (["machine", "init", "--cpus", "4", "--memory", "8192", "--disk-size", "100",
           "--rootful=true", "--volume", "/a:/b", "--provider", "applehv", "--now",
@@ -338,7 +396,10 @@ class ScriptedRunner:
 
     def run(self, argv: list[str], env: dict[str, str] | None, timeout: float) -> RunResult:
         self.argvs.append(argv)
-        return self.answers[argv[2]]
+        key = argv[2] if argv[1] == "machine" else argv[1]
+        if key == "version" and key not in self.answers:  # macOS, no machine running
+            return RunResult(125, "", "Error: unable to connect to Podman socket\n")
+        return self.answers[key]
 
 
 def test_machine_removed_between_list_and_inspect_is_left_out() -> None:

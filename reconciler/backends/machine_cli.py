@@ -276,30 +276,61 @@ class MachineCli:
     # --- queries ---------------------------------------------------------------------------
 
     def client_info(self) -> ClientInfo:
-        """Version, OS/arch and default provider, from `machine info` (cached).
+        """Version and OS/arch of the installed client, from `podman version` (cached).
 
-        `podman machine info` is answered by the client alone. `podman version` would also
-        ask the API service for its version, and on macOS that service only exists while a
-        machine runs.
+        `podman version` asks the API service too. On macOS with no machine running that part
+        fails (exit 125); Podman 5.x then prints nothing on stdout (cmd/podman/root.go sets up
+        the remote engine before `version` runs), but a Client section printed before a
+        failure is still used. Only when it gives nothing usable is `podman machine info`
+        asked, which the client answers alone.
         """
         if self._info is None:
-            out = self._run_json(["machine", "info", "--format", "json"], None, TIMEOUT_QUERY)
-            if not isinstance(out, dict):
-                raise PermanentError("unexpected output from `podman machine info`")
-            version = parse_version(str(out.get("Version", {}).get("Version", "")))
-            if version < (5, 0, 0):
+            info = self._client_from_version() or self._client_from_machine_info()
+            if info.version < (5, 0, 0):
                 raise PermanentError(
                     "Podman 4.x machines are not supported; install Podman 5 or newer"
                 )
-            host = out.get("Host", {})
-            os_arch = str(out.get("Version", {}).get("OsArch", "/")).partition("/")
-            self._info = ClientInfo(
-                version=version,
-                os=str(host.get("OS") or os_arch[0]),
-                arch=str(host.get("Arch") or os_arch[2]),
-                default_provider=str(host.get("VMType", "")),
-            )
+            self._info = info
         return self._info
+
+    def _client_from_version(self) -> ClientInfo | None:
+        argv = ["version", "--format", "json"]
+        result = self._runner.run([self._podman, *argv], None, TIMEOUT_QUERY)
+        try:
+            client = json.loads(result.stdout).get("Client") or {}
+            version = parse_version(str(client["Version"]))
+        except (json.JSONDecodeError, AttributeError, KeyError, TypeError, PermanentError):
+            return None
+        os_name, _, arch = str(client.get("OsArch", "")).partition("/")
+        if not os_name or not arch:
+            return None
+        return ClientInfo(version, os_name, arch, platform_default_provider(os_name, version))
+
+    def _client_from_machine_info(self) -> ClientInfo:
+        out = self._run_json(["machine", "info", "--format", "json"], None, TIMEOUT_QUERY)
+        if not isinstance(out, dict):
+            raise PermanentError("unexpected output from `podman machine info`")
+        version = parse_version(str(out.get("Version", {}).get("Version", "")))
+        host = out.get("Host", {})
+        os_arch = str(out.get("Version", {}).get("OsArch", "/")).partition("/")
+        os_name = str(host.get("OS") or os_arch[0])
+        return ClientInfo(
+            version=version,
+            os=os_name,
+            arch=str(host.get("Arch") or os_arch[2]),
+            default_provider=str(host.get("VMType") or platform_default_provider(os_name, version)),
+        )
+
+    def socket_path(self, name: str, provider: str | None) -> str:
+        """The API socket of one machine from `inspect` (re-read: it may move at start).
+
+        Empty while the machine is not running.
+        """
+        check_name(name)
+        for item in self._inspect([name], provider):
+            if item.get("Name") == name and item.get("State") == "running":
+                return _socket_path(item)
+        return ""
 
     def list_machines(self) -> list[ObservedMachine]:
         """Every machine of every provider, in podform's units, in Podman's list order."""
@@ -353,37 +384,45 @@ class MachineCli:
     def init(
         self,
         name: str,
-        provider: str,
-        cpus: int,
-        memory_mib: int,
-        disk_gib: int,
-        rootful: bool,
+        provider: str | None,
+        cpus: int | None,
+        memory_mib: int | None,
+        disk_gib: int | None,
+        rootful: bool | None,
         volumes: Iterable[str],
         now: bool = False,
     ) -> None:
-        """`podman machine init` with every setting explicit (memory MiB, disk GiB).
+        """`podman machine init` with the given settings (memory MiB, disk GiB).
 
-        No volumes means Podman's defaults (on macOS /Users, /private, /var/folders).
+        A setting or provider that is None is left to Podman's defaults (containers.conf);
+        no volumes means Podman's defaults (on macOS /Users, /private, /var/folders).
         """
         check_name(name)
-        argv = ["machine", "init", "--cpus", str(cpus), "--memory", str(memory_mib)]
-        argv += ["--disk-size", str(disk_gib), f"--rootful={str(rootful).lower()}"]
+        argv = ["machine", "init"]
+        if cpus is not None:
+            argv += ["--cpus", str(cpus)]
+        if memory_mib is not None:
+            argv += ["--memory", str(memory_mib)]
+        if disk_gib is not None:
+            argv += ["--disk-size", str(disk_gib)]
+        if rootful is not None:
+            argv.append(f"--rootful={str(rootful).lower()}")
         for volume in volumes:
             argv += ["--volume", volume]
-        if self.client_info().sees_all_providers:
+        if provider and self.client_info().sees_all_providers:
             argv += ["--provider", provider]
         if now:
             argv.append("--now")
             argv += self._no_connection_prompt()
         self._change([*argv, name], provider, TIMEOUT_INIT)
 
-    def start(self, name: str, provider: str) -> None:
+    def start(self, name: str, provider: str | None) -> None:
         """`podman machine start`; re-read the socket path afterwards, it may have moved."""
         check_name(name)
         argv = ["machine", "start", "--no-info", *self._no_connection_prompt(), name]
         self._change(argv, provider, TIMEOUT_START)
 
-    def stop(self, name: str, provider: str) -> None:
+    def stop(self, name: str, provider: str | None) -> None:
         """`podman machine stop`; stopping a stopped machine succeeds."""
         check_name(name)
         self._change(["machine", "stop", name], provider, TIMEOUT_STOP)
@@ -391,7 +430,7 @@ class MachineCli:
     def set(
         self,
         name: str,
-        provider: str,
+        provider: str | None,
         cpus: int | None = None,
         memory_mib: int | None = None,
         disk_gib: int | None = None,
@@ -412,7 +451,7 @@ class MachineCli:
             return
         self._change([*argv, name], provider, TIMEOUT_CHANGE)
 
-    def rm(self, name: str, provider: str) -> None:
+    def rm(self, name: str, provider: str | None) -> None:
         """`podman machine rm -f`: stops it if running, never prompts. Missing is an error."""
         check_name(name)
         self._change(["machine", "rm", "-f", name], provider, TIMEOUT_CHANGE)
@@ -427,11 +466,11 @@ class MachineCli:
     def _env(self, provider: str | None) -> dict[str, str] | None:
         # 5.x sees only the current provider's machines, so every call names it (as Podman
         # Desktop does). Podman 6 finds machines across providers by itself.
-        if provider is None or self.client_info().sees_all_providers:
+        if not provider or self.client_info().sees_all_providers:
             return None
         return {PROVIDER_ENV: provider}
 
-    def _change(self, argv: list[str], provider: str, timeout: float) -> None:
+    def _change(self, argv: list[str], provider: str | None, timeout: float) -> None:
         env = self._env(provider)
         result = self._runner.run([self._podman, *argv], env, timeout)
         if result.returncode != 0:
@@ -474,6 +513,14 @@ class MachineCli:
     def _display(self, argv: list[str], env: dict[str, str] | None) -> str:
         prefix = " ".join(f"{k}={v}" for k, v in (env or {}).items())
         return (prefix + " " if prefix else "") + shlex.join([self._podman, *argv])
+
+
+def platform_default_provider(os_name: str, version: tuple[int, int, int]) -> str:
+    """The provider `init` uses when neither containers.conf nor the environment names one
+    (pkg/machine/provider/platform_*.go: applehv on macOS in 5.x, libkrun from 6.0)."""
+    if os_name == "darwin":
+        return "libkrun" if version >= (6, 0, 0) else "applehv"
+    return {"windows": "wsl"}.get(os_name, "qemu")
 
 
 def _os_providers(info: ClientInfo) -> list[str]:
