@@ -10,6 +10,7 @@ last good desired state in force: nothing is deleted on absence.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import queue
@@ -51,33 +52,30 @@ class Rejected:
     problems: tuple[str, ...]
 
 
-def _resource_keys(desired: Desired) -> set[tuple[str, str]]:
-    groups: list[tuple[str, Iterable[str]]] = [
-        ("Machine", desired.machines),
-        ("Image", desired.images),
-        ("DeviceMapping", desired.mappings),
-        ("Workload", desired.workloads),
-    ]
-    return {(kind, name) for kind, names in groups for name in names}
+def _resource_keys(d: Desired) -> set[tuple[str, str]]:
+    return (
+        {("Machine", n) for n in d.machines}
+        | {("Image", n) for n in d.images}
+        | {("DeviceMapping", n) for n in d.mappings}
+        | {("Workload", n) for n in d.workloads}
+    )
 
 
 def _blank(data: bytes) -> bool:
     """True when a file holds no YAML document: only blank lines, comments and separators."""
-    for raw in data.splitlines():
-        line = raw.strip()
-        if line and not line.startswith(b"#") and line not in (b"---", b"..."):
-            return False
-    return True
+    lines = (raw.strip() for raw in data.splitlines())
+    return not any(x and not x.startswith(b"#") and x not in (b"---", b"...") for x in lines)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _read_all(files: Sequence[Path]) -> dict[Path, bytes | None]:
-    out: dict[Path, bytes | None] = {}
-    for path in files:
-        try:
-            out[path] = path.read_bytes()
-        except OSError:
-            out[path] = None
-    return out
+    return {path: _read(path) for path in files}
 
 
 def _digest(contents: dict[Path, bytes | None]) -> str:
@@ -103,19 +101,16 @@ def _git_dir(start: Path) -> Path | None:
 
 
 def _head_sha(git_dir: Path) -> str | None:
-    """HEAD's commit, read from the repository files (no git binary needed)."""
+    """HEAD's commit, read from the repository files (no git binary needed); None when
+    it cannot be read that way (e.g. a linked worktree): the content hash stands in."""
     try:
         head = (git_dir / "HEAD").read_text().strip()
         if not head.startswith("ref:"):
             return head or None
         ref = head.removeprefix("ref:").strip()
-        common = git_dir
-        if (git_dir / "commondir").is_file():  # a linked worktree keeps refs in the main repo
-            common = (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
-        for base in (git_dir, common):
-            if (base / ref).is_file():
-                return (base / ref).read_text().strip()
-        for line in (common / "packed-refs").read_text().splitlines():
+        if (git_dir / ref).is_file():
+            return (git_dir / ref).read_text().strip()
+        for line in (git_dir / "packed-refs").read_text().splitlines():
             if line.endswith(" " + ref):
                 return line.split(" ", 1)[0]
     except OSError:
@@ -148,39 +143,28 @@ def watch_roots(
     return frozenset(recursive), frozenset(flat)
 
 
-class _FileWatch:
+def _watch_thread(
+    dirs: Iterable[Path], recursive: bool, out: queue.Queue[str], ignore: Path | None
+) -> tuple[threading.Thread, threading.Event]:
     """watchfiles in a daemon thread; every batch of events becomes one "files" trigger."""
+    import watchfiles
 
-    def __init__(
-        self, dirs: Iterable[Path], recursive: bool, out: queue.Queue[str], ignore: Path | None
-    ) -> None:
-        import watchfiles
+    stop = threading.Event()
+    only = watchfiles.DefaultFilter(ignore_paths=[ignore] if ignore else [])  # + .git, *.swp, ~
 
-        self.stop = threading.Event()
-        self.dirs = sorted(dirs)
-        ignore_paths = [ignore] if ignore is not None else []
-        self._filter = watchfiles.DefaultFilter(ignore_paths=ignore_paths)
-        self._recursive = recursive
-        self._out = out
-        self.thread = threading.Thread(target=self._run, name="podform-watch", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        import watchfiles
-
+    def run() -> None:
         try:
             for _ in watchfiles.watch(
-                *self.dirs,
-                watch_filter=self._filter,
-                step=50,
-                stop_event=self.stop,
-                rust_timeout=1000,
-                recursive=self._recursive,
-                raise_interrupt=False,
-            ):
-                self._out.put("files")
+                *sorted(dirs), watch_filter=only, step=50, stop_event=stop, rust_timeout=1000,
+                recursive=recursive, raise_interrupt=False,
+            ):  # fmt: skip
+                out.put("files")
         except Exception:  # a watched folder vanished: the next pass re-creates the watch
-            self._out.put("files")
+            out.put("files")
+
+    thread = threading.Thread(target=run, name="podform-watch", daemon=True)
+    thread.start()
+    return thread, stop
 
 
 class Watcher:
@@ -208,7 +192,7 @@ class Watcher:
         self.failures = 0
         self.passes = 0
         self.waiting_for_git = False
-        self._watches: list[_FileWatch] = []
+        self._watches: list[tuple[threading.Thread, threading.Event]] = []
         self._roots: tuple[frozenset[Path], frozenset[Path]] | None = None
         self.git_dirs = {g for f in self.files if (g := _git_dir(Path(f).absolute())) is not None}
 
@@ -292,51 +276,42 @@ class Watcher:
         self.ensure_watching()
         try:
             result = self.rec.apply(snap.desired)
-        except PodformError as exc:
-            return self._failed(trigger, str(exc), start)
+        except PodformError as exc:  # Podman down, lock held, ...: back off and try again
+            return self._finish(trigger, start, False, "pass failed", error=str(exc))
         except Exception as exc:  # a bug must not end the watch; the next pass may succeed
             self.log.exception("internal error during pass", trigger=trigger)
-            return self._failed(trigger, f"{type(exc).__name__}: {exc}", start)
+            return self._finish(trigger, start, False, "pass failed", error=repr(exc))
         self.passes += 1
-        ok = result.ok
-        self.failures = 0 if ok else self.failures + 1
-        delay = self._next_delay()
-        changes = [
-            {
-                "resource": a.id,
-                "action": a.verb.value,
-                "reason": a.reason,
-                "fields": [str(c) for c in a.changes],
-            }
-            for a in result.plan.pending()
-        ]
         ex = result.execution
-        failed = sorted(k for k, o in ex.outcomes.items() if o.status not in ("ok",)) if ex else []
-        (self.log.info if ok else self.log.warning)(
-            "pass complete" if ok else "pass failed",
+        return self._finish(
+            trigger,
+            start,
+            result.ok,
+            "pass complete" if result.ok else "pass failed",
             pass_number=self.passes,
-            trigger=trigger,
             revision=self.revision(snap),
             using_last_good=self.rejected is not None,
             changed=bool(ex and ex.changed),
-            changes=changes,
-            errors=list(result.plan.errors) + result.problems,
-            failed=failed,
-            seconds=round(time.monotonic() - start, 3),
-            **self._next_fields(delay),
+            changes=[
+                f"{a.verb.value} {a.id}: {a.reason}" + "".join(f"; {c}" for c in a.changes)
+                for a in result.plan.pending()
+            ],
+            failed=sorted(k for k, o in ex.outcomes.items() if o.status != "ok") if ex else [],
+            errors=[*result.plan.errors, *result.problems],
         )
-        return delay
 
-    def _failed(self, trigger: str, error: str, start: float) -> float:
-        self.failures += 1
+    def _finish(self, trigger: str, start: float, ok: bool, event: str, **fields: Any) -> float:
+        """Log the pass (what, why, how long, when next) and return the delay to the next."""
+        self.failures = 0 if ok else self.failures + 1
         delay = self._next_delay()
-        self.log.warning(
-            "pass failed; backing off",
+        (self.log.info if ok else self.log.warning)(
+            event,
             trigger=trigger,
-            error=error,
-            attempt=self.failures,
+            **fields,
+            consecutive_failures=self.failures,
             seconds=round(time.monotonic() - start, 3),
-            **self._next_fields(delay),
+            next_pass_in=format_seconds(round(delay, 3)),
+            next_pass_at=(datetime.now(UTC) + timedelta(seconds=delay)).isoformat("T", "seconds"),
         )
         return delay
 
@@ -346,33 +321,25 @@ class Watcher:
             return min(self.interval_s, 2.0 ** (self.failures - 1))
         return self.interval_s * random.uniform(0.9, 1.1)
 
-    @staticmethod
-    def _next_fields(delay: float) -> dict[str, str]:
-        at = datetime.now(UTC) + timedelta(seconds=delay)
-        return {
-            "next_pass_in": format_seconds(round(delay, 3)),
-            "next_pass_at": at.isoformat(timespec="seconds"),
-        }
-
     # --- events -------------------------------------------------------------------------
     def ensure_watching(self) -> None:
         """(Re)start the file watches when the folders changed or a watch thread died."""
         desired = self.last_good.desired if self.last_good else None
         roots = watch_roots(self.files, desired, self.state_dir)
-        if roots == self._roots and all(w.thread.is_alive() for w in self._watches):
+        if roots == self._roots and all(t.is_alive() for t, _ in self._watches):
             return
         self.close_watches()
         self._roots = roots
         for dirs, recursive in ((roots[0], True), (roots[1], False)):
             if dirs:
-                self._watches.append(_FileWatch(dirs, recursive, self.triggers, self.state_dir))
+                self._watches.append(_watch_thread(dirs, recursive, self.triggers, self.state_dir))
         self.log.debug(
             "watching", recursive=sorted(map(str, roots[0])), flat=sorted(map(str, roots[1]))
         )
 
     def close_watches(self) -> None:
-        for w in self._watches:
-            w.stop.set()
+        for _, stop in self._watches:
+            stop.set()
         self._watches = []
 
     def next_trigger(self, due: float) -> str | None:
@@ -386,25 +353,20 @@ class Watcher:
             except queue.Empty:
                 continue
             quiet_until = time.monotonic() + self.debounce_s
-            latest = time.monotonic() + self.debounce_s * MAX_DEBOUNCE_WAIT
-            while not self.stop.is_set() and (now := time.monotonic()) < quiet_until:
-                try:
-                    self.triggers.get(timeout=max(0.0, min(quiet_until - now, 0.2)))
+            latest = quiet_until + self.debounce_s * (MAX_DEBOUNCE_WAIT - 1)
+            while not self.stop.is_set() and (left := quiet_until - time.monotonic()) > 0:
+                with contextlib.suppress(queue.Empty):
+                    self.triggers.get(timeout=min(left, 0.2))
                     quiet_until = min(time.monotonic() + self.debounce_s, latest)
-                except queue.Empty:
-                    pass
             return "files"
         return None
 
     def run(self) -> None:
+        """Pass, wait for the timer or files, pass again ... until the stop event is set."""
         self.ensure_watching()
-        due, trigger = time.monotonic(), "start"
-        while not self.stop.is_set():
-            due = time.monotonic() + self.run_pass(trigger)
-            next_trigger = self.next_trigger(due)
-            if next_trigger is None:
-                break
-            trigger = next_trigger
+        trigger: str | None = "start"
+        while trigger is not None and not self.stop.is_set():
+            trigger = self.next_trigger(time.monotonic() + self.run_pass(trigger))
 
 
 def run_watch(args: argparse.Namespace, settings: Settings) -> int:

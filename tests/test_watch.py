@@ -23,7 +23,10 @@ import pytest
 import yaml
 from podman_env import container_ids, container_state, podman_cli
 
-from reconciler.watch import Rejected, Snapshot, Watcher, _blank, watch_roots
+from reconciler.app import PassResult
+from reconciler.errors import PodmanUnreachable
+from reconciler.plan import Plan
+from reconciler.watch import GIT_POLL_S, Rejected, Snapshot, Watcher, _blank, watch_roots
 
 LogLine = dict[str, Any]
 
@@ -287,17 +290,39 @@ def test_watch_roots_are_directories_and_skip_the_state_dir(tmp_path: Path) -> N
 
 
 class _Log:
-    def __getattr__(self, _name: str) -> Callable[..., None]:
-        return lambda *a, **k: None
+    """Stands in for the structlog logger: records (event, fields)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, _level: str) -> Callable[..., None]:
+        return lambda event, **kw: self.records.append((event, kw))
 
 
-def _watcher_with(tmp_path: Path, files: dict[str, str]) -> tuple[Watcher, Path]:
+class _FakeReconciler:
+    """Reconciler stand-in: counts applies; raises the queued errors first, then succeeds."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.stop_event = threading.Event()
+        self.errors = list(errors)
+        self.applied = 0
+
+    def apply(self, desired: Any) -> PassResult:
+        self.applied += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return PassResult(desired, Plan("s", ()))
+
+
+def _watcher_with(
+    tmp_path: Path, files: dict[str, str], rec: _FakeReconciler | None = None
+) -> tuple[Watcher, Path]:
     folder = tmp_path / "m"
     folder.mkdir(exist_ok=True)
     for name, text in files.items():
         (folder / name).write_text(text)
-    rec: Any = type("Rec", (), {"stop_event": threading.Event()})()
-    return Watcher([str(folder)], rec, 60.0, 0.1, _Log()), folder
+    fake: Any = rec or _FakeReconciler()
+    return Watcher([str(folder)], fake, 60.0, 0.1, _Log()), folder
 
 
 def test_snapshot_losing_a_file_is_rejected_but_a_rename_is_not(tmp_path: Path) -> None:
@@ -344,3 +369,40 @@ def test_interval_has_ten_percent_jitter(tmp_path: Path) -> None:
     watcher, _ = _watcher_with(tmp_path, {})
     delays = {watcher._next_delay() for _ in range(50)}
     assert all(54.0 <= d <= 66.0 for d in delays) and len(delays) > 1
+
+
+def test_podman_failures_back_off_and_a_success_resets(tmp_path: Path) -> None:
+    """A pass that cannot reach Podman is retried after 1 s, then 2 s; success resets."""
+    rec = _FakeReconciler(PodmanUnreachable("down"), PodmanUnreachable("down"))
+    watcher, _ = _watcher_with(tmp_path, {"a.yaml": documents("s", "busybox:1")}, rec)
+    assert [watcher.run_pass("start"), watcher.run_pass("retry")] == [1.0, 2.0]
+    assert 54.0 <= watcher.run_pass("retry") <= 66.0 and watcher.failures == 0
+    assert rec.applied == 3 and watcher.passes == 1
+
+
+def test_events_during_a_pass_coalesce_into_one_more(tmp_path: Path) -> None:
+    """Many queued file events yield one "files" trigger after the quiet period, then the timer."""
+    watcher, _ = _watcher_with(tmp_path, {})
+    for _ in range(7):
+        watcher.triggers.put("files")
+    t0 = time.monotonic()
+    assert watcher.next_trigger(time.monotonic() + 60) == "files"
+    assert time.monotonic() - t0 >= watcher.debounce_s and watcher.triggers.empty()
+    assert watcher.next_trigger(time.monotonic() + 0.05) == "interval"
+
+
+def test_git_index_lock_defers_the_pass_and_head_is_the_revision(tmp_path: Path) -> None:
+    """While .git/index.lock exists nothing is read or applied; the pass logs HEAD's sha."""
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    (tmp_path / ".git" / "refs" / "heads").mkdir(parents=True)
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (tmp_path / ".git" / "refs" / "heads" / "main").write_text(sha + "\n")
+    (tmp_path / ".git" / "index.lock").write_text("")
+    rec = _FakeReconciler()
+    watcher, _ = _watcher_with(tmp_path, {"a.yaml": documents("s", "busybox:1")}, rec)
+    assert watcher.run_pass("files") == GIT_POLL_S and rec.applied == 0
+    (tmp_path / ".git" / "index.lock").unlink()
+    watcher.run_pass("files")
+    assert rec.applied == 1
+    log: Any = watcher.log
+    assert [kw["revision"] for ev, kw in log.records if ev == "pass complete"] == [sha]
