@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from reconciler.errors import InvalidInput, Issue, PermanentError, PodmanUnreachable
+from reconciler.errors import InvalidInput, Issue, PodmanUnreachable
 from reconciler.executor import DEGRADED, OK, Execution, Executor, Outcome
 from reconciler.hashing import masked_spec
 from reconciler.inventory import Inventory, state_dir
+from reconciler.machines import MachineLayer, record_machine
 from reconciler.model import Desired, build_desired
 from reconciler.observed import Observed, Recorded, RecordedContainer
 from reconciler.plan import Action, ContainerWork, ImageWork, Plan, PlanOptions, Verb
-from reconciler.planner import plan as make_plan
 from reconciler.planner import plan_delete
 
 EventSink = Callable[..., None]
@@ -60,11 +60,12 @@ class Connections:
         self.default_url = settings.url or default_url()
         self._engines: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.machines = MachineLayer(settings.podman)
 
     def url(self, key: str) -> str:
         if key == "":
             return self.default_url
-        raise PermanentError(f"machine {key!r}: machines are not supported by this build yet")
+        return self.machines.url(key)
 
     def engine(self, key: str) -> Any:
         from reconciler.backends.podman_api import PodmanApi
@@ -75,7 +76,11 @@ class Connections:
             return self._engines[key]
 
     def machine(self, action: Action) -> None:
-        raise PermanentError(f"cannot {action.operation} machine {action.name}: not supported yet")
+        self.machines.execute(action)
+        with self._lock:  # the machine's socket may have moved or gone: reconnect next time
+            engine = self._engines.pop(action.name, None)
+        if engine is not None:
+            engine.close()
 
     def close(self) -> None:
         for e in self._engines.values():
@@ -88,7 +93,10 @@ def observe(desired: Desired, recorded: Recorded, connections: Connections) -> O
     keys |= {i.connection for i in desired.images.values()}
     keys |= {c.connection for c in recorded.containers.values()}
     observed = Observed()
+    observed.machines = connections.machines.observe(desired, recorded)
     for key in sorted(keys):
+        if key and connections.machines.settle_unobservable(observed, desired, key):
+            continue
         engine = connections.engine(key)
         try:
             _wait_reachable(engine)
@@ -163,8 +171,11 @@ class Reconciler:
         problems = []
         if inv.exists() and not recorded.valid:
             problems.append(f"inventory {inv.path}: {inv.problem}")
+        client = self.connections.machines.check(desired)  # preflight, before any change
         observed = observe(desired, recorded, self.connections)
-        plan = make_plan(desired, observed, recorded, content_hashes(desired), self.settings.plan)
+        plan = self.connections.machines.plan(
+            desired, observed, recorded, content_hashes(desired), self.settings.plan, client
+        )
         return plan, recorded, problems
 
     def apply(self, desired: Desired, dry_run: bool = False) -> PassResult:
@@ -185,6 +196,8 @@ class Reconciler:
             recorded = inv.load()
             observed = observe(desired, recorded, self.connections)
             plan = plan_delete(desired, observed, recorded, volumes=volumes, machines=machines)
+            if machines:
+                plan = self.connections.machines.plan_delete(plan, desired, observed, recorded)
             execution = self._execute(plan)
             inv.save(record(recorded, plan, execution))
             return PassResult(desired, plan, execution)
@@ -229,6 +242,8 @@ def record(before: Recorded, plan: Plan, execution: Execution) -> Recorded:
             elif action.kind == "Machine":
                 after.machines.pop(action.name, None)
             continue
+        if action.kind == "Machine":
+            record_machine(after.machines, action)
         work = action.work
         if action.kind == "Container" and isinstance(work, ContainerWork):
             prev = after.containers.get(action.name)
