@@ -58,6 +58,14 @@ class MachineLayer:
         if not desired.machines and not recorded.machines:
             self.machines = {}
             return {}
+        found = self.list_all()
+        with self._lock:
+            for name, machine in desired.machines.items():
+                self._providers.setdefault(name, machine.provider)
+        return found
+
+    def list_all(self) -> dict[str, ObservedMachine]:
+        """Every machine by name (one `list` + `inspect`), remembered with its socket."""
         found: dict[str, ObservedMachine] = {}
         for m in self._cli.list_machines():
             found.setdefault(m.name, m)  # 5.x: one name under two providers; list order wins
@@ -65,8 +73,6 @@ class MachineLayer:
             self.machines = found
             self._sockets = {n: m.socket_path for n, m in found.items() if m.socket_path}
             self._providers = {n: m.provider for n, m in found.items()}
-            for name, machine in desired.machines.items():
-                self._providers.setdefault(name, machine.provider)
         return found
 
     def settle_unobservable(self, observed: Observed, desired: Desired, key: str) -> bool:
