@@ -60,18 +60,20 @@ class PodmanApi:
         timeout: float | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        import requests
+        from podman.errors import APIError
 
         try:
             resp: requests.Response = getattr(self._client, method)(
                 path, stream=stream, timeout=timeout or self.timeout, **kwargs
             )
-        except (requests.ConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
-            raise TemporaryError(f"cannot reach Podman at {self.url}: {_root_cause(exc)}") from None
-        except requests.Timeout:
-            raise TemporaryError(
-                f"Podman at {self.url} did not answer {method.upper()} {path} in time"
-            ) from None
+        except APIError as exc:
+            # podman-py wraps every transport failure (an OSError: missing socket, refused,
+            # timeout) in APIError; it is the same "cannot reach" as a bare one, not a crash.
+            if not isinstance(exc.__cause__, OSError):
+                raise
+            raise self._transport_error(exc.__cause__, method, path) from None
+        except OSError as exc:  # requests.ConnectionError, FileNotFoundError, refused, ...
+            raise self._transport_error(exc, method, path) from None
         if resp.status_code in ok:
             return resp
         message = _error_message(resp)
@@ -80,6 +82,15 @@ class PodmanApi:
         if resp.status_code == 404:
             raise NotFoundError(f"Podman: {message}")
         raise PermanentError(f"Podman: {message}")
+
+    def _transport_error(self, exc: OSError, method: str, path: str) -> TemporaryError:
+        import requests
+
+        if isinstance(exc, requests.Timeout):
+            return TemporaryError(
+                f"Podman at {self.url} did not answer {method.upper()} {path} in time"
+            )
+        return TemporaryError(f"cannot reach Podman at {self.url}: {_root_cause(exc)}")
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self._call(method, path, **kwargs)
