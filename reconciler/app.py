@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from reconciler.errors import InvalidInput, Issue, PodmanUnreachable
+from reconciler.errors import InvalidInput, Issue, PodmanUnreachable, TemporaryError
 from reconciler.executor import DEGRADED, OK, Execution, Executor, Outcome
 from reconciler.hashing import masked_spec
 from reconciler.inventory import Inventory, state_dir
@@ -88,7 +88,11 @@ class Connections:
 
 
 def observe(desired: Desired, recorded: Recorded, connections: Connections) -> Observed:
-    """One snapshot: for each connection in use, one list call each for containers, images, volumes."""
+    """One snapshot: per connection in use, one list call each for containers, images, volumes.
+
+    No separate ping (Podman's /version alone costs more than the three lists): the first
+    list call doubles as the reachability check.
+    """
     keys = {""} | {w.connection for w in desired.workloads.values()}
     keys |= {i.connection for i in desired.images.values()}
     keys |= {c.connection for c in recorded.containers.values()}
@@ -99,8 +103,7 @@ def observe(desired: Desired, recorded: Recorded, connections: Connections) -> O
             continue
         engine = connections.engine(key)
         try:
-            _wait_reachable(engine)
-            observed.containers[key] = engine.list_containers()
+            observed.containers[key] = _first_call(engine)
             observed.images[key] = engine.list_images()
             observed.volumes[key] = engine.list_volumes()
         except PodmanUnreachable:
@@ -110,15 +113,14 @@ def observe(desired: Desired, recorded: Recorded, connections: Connections) -> O
     return observed
 
 
-def _wait_reachable(engine: Any, budget_s: float = 5.0) -> None:
+def _first_call(engine: Any, budget_s: float = 5.0) -> Any:
     """A socket that is just coming up gets a few seconds; then one clear error."""
     deadline = time.monotonic() + budget_s
     delay = 0.1
     while True:
         try:
-            engine.ping()
-            return
-        except PodmanUnreachable as exc:
+            return engine.list_containers()
+        except TemporaryError as exc:
             if time.monotonic() + delay > deadline:
                 raise PodmanUnreachable(
                     f"{exc}. Is the Podman service running? Start it with `podman system service` "

@@ -411,7 +411,17 @@ def _error_message(resp: requests.Response) -> str:
 
 
 def _root_cause(exc: BaseException) -> str:
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    """The innermost cause's text ("No such file or directory"), not urllib3's wrapping.
+
+    Exception chains can be cyclic (__context__ pointing back), so the walk remembers what
+    it has seen; an unbounded walk here once spun forever on an unreachable socket.
+    """
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None:
+            break
+        exc = nxt
     text = str(exc)
     return text.split("] ")[-1] if "] " in text else text
