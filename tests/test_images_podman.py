@@ -1,0 +1,127 @@
+"""Built images on real Podman: reuse by content hash, rebuild on context or arg change, ignore
+files, and a failing build that skips only its own workload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conftest import PodformRunner
+from podman_env import container_ids, container_state, podman_cli
+from test_apply_podman import ok, workload, write_stack
+
+CONTAINERFILE = """\
+FROM {base}
+ARG FLAVOR=plain
+COPY app.txt /app.txt
+RUN echo "$FLAVOR" > /flavor
+"""
+
+
+def image_doc(name: str, stack: str, context: str, **build: Any) -> dict[str, Any]:
+    """An Image built from CONTEXT, tagged per stack so parallel tests never share a ref."""
+    return {
+        "apiVersion": "podform/v1",
+        "kind": "Image",
+        "metadata": {"name": name},
+        "spec": {"ref": image_ref(stack, name), "build": {"context": context, **build}},
+    }
+
+
+def image_ref(stack: str, name: str) -> str:
+    return f"localhost/{stack}-{name}:latest"
+
+
+def image_id(ref: str) -> str:
+    return podman_cli("image", "inspect", "--format", "{{.Id}}", ref).strip()
+
+
+def app_stack(root: Path, stack: str, base: str, flavor: str = "plain") -> Path:
+    """Manifests with Image `app` (./ctx) used by workload `app`, plus an independent `side`."""
+    ctx = root / "ctx"
+    if not ctx.exists():
+        ctx.mkdir(parents=True)
+        (ctx / "Containerfile").write_text(CONTAINERFILE.format(base=base))
+        (ctx / "app.txt").write_text("v1\n")
+        (ctx / ".containerignore").write_text("notes.txt\n")
+        (ctx / "notes.txt").write_text("ignored\n")
+    return write_stack(
+        root,
+        stack,
+        image_doc("app", stack, "./ctx", args={"FLAVOR": flavor}),
+        workload("app", "app"),
+        workload("side", base),
+    )
+
+
+def test_unchanged_image_is_reused_and_ignored_files_do_not_count(
+    run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """A second apply builds nothing; editing a .containerignore'd file changes nothing either."""
+    d = app_stack(tmp_path / "m", stack_name, busybox_image)
+    ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 2)
+    ref = image_ref(stack_name, "app")
+    built, before = image_id(ref), container_ids(stack_name)
+    assert podman_cli("exec", f"{stack_name}-app-1", "cat", "/app.txt") == "v1\n"
+    ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 0)
+    (d / "ctx" / "notes.txt").write_text("edited, but ignored\n")
+    ok(run_podform("plan", "-f", str(d)), 0)
+    ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 0)
+    assert image_id(ref) == built
+    assert container_ids(stack_name) == before
+
+
+def test_context_edit_rebuilds_and_replaces_only_its_workload(
+    run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """Editing a context file rebuilds the image and replaces its workload; `side` keeps its ID."""
+    d = app_stack(tmp_path / "m", stack_name, busybox_image)
+    ok(run_podform("apply", "-f", str(d)))
+    ref = image_ref(stack_name, "app")
+    built, before = image_id(ref), container_ids(stack_name)
+    (d / "ctx" / "app.txt").write_text("v2\n")
+    ok(run_podform("plan", "-f", str(d)), 2)
+    ok(run_podform("apply", "-f", str(d)))
+    assert image_id(ref) != built
+    after = container_ids(stack_name)
+    assert after[f"{stack_name}-side-1"] == before[f"{stack_name}-side-1"]
+    assert after[f"{stack_name}-app-1"] != before[f"{stack_name}-app-1"]
+    assert podman_cli("exec", f"{stack_name}-app-1", "cat", "/app.txt") == "v2\n"
+
+
+def test_build_arg_change_rebuilds(
+    run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """Changing a build arg rebuilds the image, and the new container sees the new value."""
+    root = tmp_path / "m"
+    d = app_stack(root, stack_name, busybox_image, flavor="plain")
+    ok(run_podform("apply", "-f", str(d)))
+    built = image_id(image_ref(stack_name, "app"))
+    app_stack(root, stack_name, busybox_image, flavor="spicy")
+    ok(run_podform("apply", "-f", str(d)))
+    assert image_id(image_ref(stack_name, "app")) != built
+    assert podman_cli("exec", f"{stack_name}-app-1", "cat", "/flavor") == "spicy\n"
+
+
+def test_failing_build_skips_its_workload_only(
+    run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """A build that fails exits 1 and skips its workload; an independent workload is created."""
+    root = tmp_path / "m"
+    (root / "broken").mkdir(parents=True)
+    (root / "broken" / "Containerfile").write_text(f"FROM {busybox_image}\nRUN false\n")
+    d = write_stack(
+        root,
+        stack_name,
+        image_doc("broken", stack_name, "./broken"),
+        workload("uses-broken", "broken"),
+        workload("side", busybox_image),
+    )
+    done = run_podform("apply", "-f", str(d))
+    ok(done, 1)
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "uses-broken" in done.stdout
+    assert set(container_ids(stack_name)) == {f"{stack_name}-side-1"}
+    assert container_state(f"{stack_name}-side-1") == "running"
+    refs = podman_cli("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+    assert image_ref(stack_name, "broken") not in refs
