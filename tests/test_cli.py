@@ -1,0 +1,162 @@
+"""The command line through its real entry point: version, validate, schema, output formats,
+global flag placement, user errors without tracebacks, and the plan's Terraform-style text."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import PodformRunner
+from podman_env import podform_subprocess
+from test_apply_podman import ok, workload, write_stack
+
+KINDS = ["Stack", "Machine", "Image", "DeviceMapping", "Workload"]
+GOOD = """\
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: web}
+spec:
+  image: localhost/web:latest
+  env: {API_TOKEN: sentinel-XYZ}
+"""
+
+# (name, file text, a fragment the error must contain); the error's location is on line 5.
+BAD = [
+    ("misspelled key", GOOD.replace("  image:", "  imag:"), "did you mean 'image'"),
+    ("duplicate key", GOOD + "  image: again\n", "image"),
+    ("wrong type", GOOD.replace("  image: localhost/web:latest", "  image: [1]"), "image"),
+    ("yaml syntax", GOOD.replace("  image: localhost/web:latest", "  image: [unclosed"), ""),
+]
+
+
+def manifest(tmp_path: Path, text: str = GOOD) -> Path:
+    path = tmp_path / "web.yaml"
+    path.write_text(text)
+    return path
+
+
+def no_traceback(done: object) -> None:
+    out = getattr(done, "stdout", "") + getattr(done, "stderr", "")
+    assert "Traceback" not in out and "internal error" not in out, out
+
+
+def test_version_prints_name_and_version() -> None:
+    """`--version` exits 0 and prints `podform <version>`."""
+    done = podform_subprocess("--version")
+    ok(done)
+    assert re.fullmatch(r"podform \d+\.\d+\S*\n", done.stdout)
+
+
+def test_validate_accepts_a_valid_manifest(tmp_path: Path) -> None:
+    """A valid manifest: exit 0, a one-line summary, and no secret value echoed."""
+    done = podform_subprocess("validate", "-f", str(manifest(tmp_path)))
+    ok(done)
+    assert done.stdout.startswith("valid:")
+    assert "sentinel" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("case", "text", "fragment"), BAD, ids=[b[0] for b in BAD])
+def test_validate_rejects_with_file_line_col(
+    tmp_path: Path, case: str, text: str, fragment: str
+) -> None:
+    """An invalid manifest: exit 1, `file:line:col` on stderr, no traceback, no secret."""
+    path = manifest(tmp_path, text)
+    done = podform_subprocess("validate", "-f", str(path))
+    ok(done, 1)
+    assert re.search(rf"{re.escape(str(path))}:\d+:\d+", done.stderr), done.stderr
+    assert fragment in done.stderr
+    assert "sentinel" not in done.stdout + done.stderr
+    no_traceback(done)
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_validate_json_output_parses(tmp_path: Path, valid: bool) -> None:
+    """`-o json validate` prints one JSON document saying valid or listing located errors."""
+    path = manifest(tmp_path, GOOD if valid else BAD[0][1])
+    done = podform_subprocess("-o", "json", "validate", "-f", str(path))
+    ok(done, 0 if valid else 1)
+    data = json.loads(done.stdout)
+    assert data["valid"] is valid
+    if not valid:
+        assert all(e["file"] == str(path) and e["line"] == 5 for e in data["errors"])
+
+
+@pytest.mark.parametrize("kind", [*KINDS, None])
+def test_schema_prints_json_schema(kind: str | None) -> None:
+    """`schema [KIND]` prints a JSON Schema (Draft 2020-12) for each kind and for all."""
+    done = podform_subprocess("schema", *([kind] if kind else []))
+    ok(done)
+    data = json.loads(done.stdout)
+    assert "2020-12" in data["$schema"]
+    if kind:
+        assert kind.lower() in data["$id"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-o", "json", "--log-format", "json", "-q", "validate", "-f", "{f}"],
+        ["validate", "-f", "{f}", "-o", "json", "--log-format", "json", "-q"],
+        ["--log-format", "json", "validate", "-o", "json", "-f", "{f}", "-v"],
+        ["--state-dir", "{s}", "validate", "-f", "{f}", "--output", "json"],
+    ],
+)
+def test_global_flags_before_or_after_the_command(tmp_path: Path, argv: list[str]) -> None:
+    """Global flags work before and after the command; `-o json` takes effect either way."""
+    f, s = str(manifest(tmp_path)), str(tmp_path / "state")
+    done = podform_subprocess(*(a.format(f=f, s=s) for a in argv))
+    ok(done)
+    assert json.loads(done.stdout)["valid"] is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "text", "message"),
+    [
+        (["validate", "-f", "{d}/missing.yaml"], None, "missing.yaml"),
+        (["plan", "-f", "{d}/missing.yaml"], None, "missing.yaml"),
+        (["schema", "Nope"], None, "unknown kind"),
+        (["apply", "-f", "{d}/web.yaml"], BAD[0][1], "web.yaml:5:"),
+        (["status", "-f", "{d}/web.yaml"], BAD[3][1], "web.yaml:"),
+        (["delete", "-f", "{d}/web.yaml"], "kind: Workload\n", "web.yaml:"),
+    ],
+)
+def test_user_errors_print_no_traceback(
+    tmp_path: Path, argv: list[str], text: str | None, message: str
+) -> None:
+    """A user error exits 1 with a message and no traceback, before any Podman call."""
+    if text is not None:
+        manifest(tmp_path, text)
+    # A dead socket proves validation failed first: reaching Podman would be another error.
+    done = podform_subprocess(
+        *(a.format(d=tmp_path) for a in argv),
+        "--url", "unix:///nonexistent.sock", "--state-dir", str(tmp_path / "state"),
+    )  # fmt: skip
+    ok(done, 1)
+    assert message in done.stderr
+    assert "nonexistent.sock" not in done.stderr
+    no_traceback(done)
+
+
+def test_plan_text_has_terraform_style_symbols(
+    run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """plan marks create `+`, replace `-/+` with the changed field, delete `-`, and sums up."""
+    d = tmp_path / "m"
+    a = workload("a", busybox_image, env={"LEVEL": "info"})
+    write_stack(d, stack_name, a, workload("b", busybox_image))
+    done = run_podform("plan", "-f", str(d))
+    ok(done, 2)
+    assert re.search(rf"^\s+\+ {stack_name}-a-1\s+create", done.stdout, re.M), done.stdout
+    ok(run_podform("apply", "-f", str(d)))
+    a["spec"]["env"] = {"LEVEL": "debug"}
+    write_stack(d, stack_name, a)
+    done = run_podform("plan", "-f", str(d), "--prune")
+    ok(done, 2)
+    assert re.search(rf"^\s+-/\+ {stack_name}-a-1\s+replace", done.stdout, re.M), done.stdout
+    assert 'env.LEVEL: "info" → "debug"' in done.stdout
+    assert re.search(rf"^\s+- {stack_name}-b-1\s+delete", done.stdout, re.M), done.stdout
+    assert f"Plan for stack '{stack_name}': 0 to create" in done.stdout
+    data = json.loads(run_podform("plan", "-f", str(d), "--prune", "-o", "json").stdout)
+    assert data["counts"]["replace"] == 1 and data["counts"]["delete"] == 1
