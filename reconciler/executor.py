@@ -300,7 +300,7 @@ class Executor:
         retryer = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TemporaryError),
             stop=tenacity.stop_after_attempt(r.attempts) | tenacity.stop_after_delay(r.max_delay_s),
-            wait=tenacity.wait_exponential_jitter(initial=r.initial_s, max=r.max_wait_s),
+            wait=tenacity.wait_random_exponential(multiplier=r.initial_s, max=r.max_wait_s),
             reraise=True,
             before_sleep=lambda st: self.emit(
                 "retry",

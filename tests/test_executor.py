@@ -1,0 +1,232 @@
+"""The executor against a scripted Engine (our own Protocol, not HTTP): ordering, parallelism,
+retries of transient faults only, skipping of dependents, deletes last, interrupts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.app import load_desired
+from reconciler.errors import PermanentError, TemporaryError
+from reconciler.executor import DEGRADED, FAILED, INTERRUPTED, OK, SKIPPED, Executor, RetryPolicy
+from reconciler.observed import Observed, ObservedImage, Recorded
+from reconciler.plan import Action, Plan, RemoveWork, Verb
+from reconciler.planner import plan
+
+FAST = RetryPolicy(attempts=4, max_delay_s=5, initial_s=0.001, max_wait_s=0.01)
+IMAGE = "localhost/base:latest"
+
+
+class ScriptedEngine:
+    """Records calls; `fail` maps a container name to the errors its create raises in turn."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.fail: dict[str, list[Exception]] = {}
+        self.probe_output = "renderD128"
+        self.lock = threading.Lock()
+        self.active = 0
+        self.peak = 0
+        self.delay = 0.0
+
+    def _note(self, op: str, name: str) -> None:
+        with self.lock:
+            self.calls.append((op, name))
+
+    def image_id(self, ref: str) -> str | None:
+        return "sha256:" + "a" * 64
+
+    def create_container(
+        self, name: str, workload: Any, image_id: str, labels: dict[str, str]
+    ) -> str:
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            time.sleep(self.delay)
+            errors = self.fail.get(name)
+            if errors:
+                raise errors.pop(0)
+            self._note("create", name)
+            return f"id-{name}"
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def start(self, ident: str) -> None:
+        self._note("start", ident)
+
+    def stop(self, ident: str, timeout_s: float) -> None:
+        self._note("stop", ident)
+
+    def remove(self, ident: str, timeout_s: float) -> None:
+        self._note("remove", ident)
+
+    def exec(self, ident: str, command: list[str], timeout_s: float) -> tuple[int, str]:
+        self._note("exec", ident)
+        return 0, self.probe_output
+
+    def healthcheck(self, ident: str) -> str:
+        self._note("healthcheck", ident)
+        return "healthy"
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self._note("volume", name)
+
+    def remove_volume(self, name: str) -> None:
+        self._note("remove_volume", name)
+
+    def remove_image(self, ident: str) -> None:
+        self._note("remove_image", ident)
+
+    def build(self, *a: Any, **k: Any) -> str:
+        raise AssertionError("no builds in these tests")
+
+    def pull(self, ref: str, on_line: Callable[[str], None]) -> str:
+        raise AssertionError("no pulls in these tests")
+
+
+class Conns:
+    def __init__(self, engine: ScriptedEngine) -> None:
+        self.e = engine
+
+    def engine(self, key: str) -> ScriptedEngine:
+        return self.e
+
+    def machine(self, action: Action) -> None:
+        raise AssertionError("no machines here")
+
+
+def stack_plan(tmp_path: Path, body: str) -> Plan:
+    (tmp_path / "s.yaml").write_text(
+        "apiVersion: podform/v1\nkind: Stack\nmetadata: {name: s}\n" + body
+    )
+    d = load_desired([str(tmp_path / "s.yaml")])
+    obs = Observed(
+        containers={"": []},
+        images={"": [ObservedImage("sha256:" + "a" * 64, (IMAGE,))]},
+        volumes={"": []},
+    )
+    return plan(d, obs, Recorded(), {})
+
+
+def wl(name: str, extra: str = "") -> str:
+    return (
+        f"---\napiVersion: podform/v1\nkind: Workload\nmetadata: {{name: {name}}}\n"
+        f"spec:\n  image: {IMAGE}\n{extra}"
+    )
+
+
+def test_dependencies_run_first(tmp_path: Path) -> None:
+    """A dependent container is created only after its dependency was created and started."""
+    p = stack_plan(tmp_path, wl("db") + wl("api", "  dependsOn: [db]\n"))
+    e = ScriptedEngine()
+    result = Executor(Conns(e), retry=FAST).run(p)
+    assert {k: (o.status, o.message) for k, o in result.outcomes.items() if o.status != OK} == {}
+    order = [c for c in e.calls if c[0] in ("create", "start")]
+    assert order.index(("start", "id-s-db-1")) < order.index(("create", "s-api-1"))
+
+
+def test_independent_actions_run_in_parallel_bounded(tmp_path: Path) -> None:
+    """Independent creates overlap, but never more than --parallel at once."""
+    p = stack_plan(tmp_path, "".join(wl(f"w{i}") for i in range(6)))
+    e = ScriptedEngine()
+    e.delay = 0.05
+    Executor(Conns(e), parallel=3, retry=FAST).run(p)
+    assert e.peak == 3
+
+
+def test_transient_errors_are_retried(tmp_path: Path) -> None:
+    """A TemporaryError (socket not up, 5xx) is retried and the action then succeeds."""
+    p = stack_plan(tmp_path, wl("web"))
+    e = ScriptedEngine()
+    e.fail["s-web-1"] = [TemporaryError("connection refused"), TemporaryError("HTTP 500")]
+    result = Executor(Conns(e), retry=FAST).run(p)
+    assert result.outcomes["Container/s-web-1"].status == OK
+
+
+def test_retries_are_bounded(tmp_path: Path) -> None:
+    """A fault that stays transient fails after the bounded attempts, not forever."""
+    p = stack_plan(tmp_path, wl("web"))
+    e = ScriptedEngine()
+    e.fail["s-web-1"] = [TemporaryError("still down")] * 10
+    result = Executor(Conns(e), retry=FAST).run(p)
+    assert result.outcomes["Container/s-web-1"].status == FAILED
+    assert len(e.fail["s-web-1"]) == 10 - FAST.attempts
+
+
+def test_permanent_errors_are_not_retried_and_skip_dependents_not_siblings(tmp_path: Path) -> None:
+    """A 4xx fails at once; its dependent is skipped; an independent sibling still runs."""
+    p = stack_plan(tmp_path, wl("db") + wl("api", "  dependsOn: [db]\n") + wl("other"))
+    e = ScriptedEngine()
+    e.fail["s-db-1"] = [PermanentError("bad request"), PermanentError("bad request")]
+    result = Executor(Conns(e), retry=FAST).run(p)
+    assert result.outcomes["Container/s-db-1"].status == FAILED
+    assert len(e.fail["s-db-1"]) == 1  # tried once
+    assert result.outcomes["Container/s-api-1"].status == SKIPPED
+    assert "s-db-1" in result.outcomes["Container/s-api-1"].message
+    assert result.outcomes["Container/s-other-1"].status == OK
+    assert result.failed
+
+
+def test_deletes_run_only_after_everything_else_succeeded(tmp_path: Path) -> None:
+    """A delete depending on a failed action is skipped, so nothing is removed on a bad pass."""
+    base = stack_plan(tmp_path, wl("web"))
+    everything = tuple(a.id for a in base.actions)
+    delete = Action(
+        "Container/s-old-1",
+        "Container",
+        "s-old-1",
+        Verb.DELETE,
+        "remove",
+        "prune",
+        "",
+        (),
+        everything,
+        RemoveWork("s-old-1", "id-old", 1.0),
+    )
+    p = Plan("s", (*base.actions, delete))
+    e = ScriptedEngine()
+    e.fail["s-web-1"] = [PermanentError("no")]
+    result = Executor(Conns(e), retry=FAST).run(p)
+    assert result.outcomes["Container/s-old-1"].status == SKIPPED
+    assert ("remove", "id-old") not in e.calls
+    e2 = ScriptedEngine()
+    assert Executor(Conns(e2), retry=FAST).run(p).outcomes["Container/s-old-1"].status == OK
+    assert e2.calls[-1] == ("remove", "id-old")
+
+
+def test_interrupt_finishes_running_and_starts_nothing_new(tmp_path: Path) -> None:
+    """After the stop event, running actions finish and the rest are marked interrupted."""
+    p = stack_plan(tmp_path, wl("a") + wl("b", "  dependsOn: [a]\n"))
+    e = ScriptedEngine()
+    e.delay = 0.2
+    stop = threading.Event()
+    threading.Timer(0.05, stop.set).start()
+    result = Executor(Conns(e), stop_event=stop, retry=FAST).run(p)
+    assert result.outcomes["Container/s-a-1"].status == OK
+    assert result.outcomes["Container/s-b-1"].status == INTERRUPTED
+    assert result.interrupted
+
+
+@pytest.mark.parametrize(("output", "status"), [("card0 renderD128", OK), ("llvmpipe", DEGRADED)])
+def test_probe_decides_degraded(tmp_path: Path, output: str, status: str) -> None:
+    """After start the mapping's probe runs; a missing expect text marks the action degraded."""
+    mapping = (
+        "---\napiVersion: podform/v1\nkind: DeviceMapping\nmetadata: {name: gpu}\nspec:\n"
+        "  devices: [/dev/zero:/dev/dri/renderD128]\n"
+        "  probe: {command: [ls, /dev/dri], expect: renderD128}\n"
+    )
+    p = stack_plan(tmp_path, mapping + wl("web", "  devices: [gpu]\n"))
+    e = ScriptedEngine()
+    e.probe_output = output
+    o = Executor(Conns(e), retry=FAST).run(p).outcomes["Container/s-web-1"]
+    assert o.status == status
+    assert o.probe == ("ok" if status == OK else "failed")
+    if status == DEGRADED:
+        assert "GPU not visible" in o.message
