@@ -1,0 +1,131 @@
+"""SIGINT mid-apply and the per-stack lock, through the real entry point on real Podman."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from podman_env import container_ids
+
+
+def slow_stack(tmp_path: Path, stack: str, base: str, seconds: int = 4) -> Path:
+    """An Image whose build sleeps, and a workload that needs it."""
+    ctx = tmp_path / "m" / "slow"
+    ctx.mkdir(parents=True)
+    (ctx / "Containerfile").write_text(f"FROM {base}\nRUN sleep {seconds}\n")
+    (tmp_path / "m" / "stack.yaml").write_text(
+        f"""apiVersion: podform/v1
+kind: Stack
+metadata: {{name: {stack}}}
+---
+apiVersion: podform/v1
+kind: Image
+metadata: {{name: slow}}
+spec:
+  ref: localhost/{stack}-slow:latest
+  build: {{context: ./slow}}
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {{name: web}}
+spec:
+  image: slow
+  command: [sleep, "3600"]
+  init: true
+  stopTimeout: 1s
+"""
+    )
+    return tmp_path / "m"
+
+
+def start_apply(manifests: Path, socket: str, state: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "CONTAINER_HOST": socket, "PODFORM_STATE_DIR": str(state)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "-f", str(manifests)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_build(state: Path, proc: subprocess.Popen[str], stack: str) -> None:
+    """The lock file names the holder once apply is past loading; give the build a moment."""
+    deadline = time.monotonic() + 20
+    lock = state / f"{stack}.lock"
+    while time.monotonic() < deadline:
+        if lock.exists() and lock.read_text().strip():
+            time.sleep(1.0)
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("apply never took the lock")
+
+
+def test_sigint_finishes_running_action_saves_state_exits_130(
+    tmp_path: Path,
+    podman_socket: str,
+    busybox_image: str,
+    stack_name: str,
+    state_dir: Path,
+    run_podform: object,
+) -> None:
+    """First SIGINT: the running build finishes, nothing new starts, inventory saved, exit 130;
+    the next apply converges."""
+    manifests = slow_stack(tmp_path, stack_name, busybox_image)
+    proc = start_apply(manifests, podman_socket, state_dir)
+    wait_for_build(state_dir, proc, stack_name)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert container_ids(stack_name) == {}  # the workload was not started after the interrupt
+    inventory = json.loads((state_dir / f"{stack_name}.json").read_text())
+    assert "slow" in inventory["images"]  # the finished build was recorded
+    again = run_podform("apply", "-f", str(manifests))  # type: ignore[operator]
+    assert again.returncode == 0, again.stderr
+    assert "Image slow" not in again.stdout  # not rebuilt: the interrupted pass had finished it
+    assert list(container_ids(stack_name)) == [f"{stack_name}-web-1"]
+
+
+def test_second_sigint_exits_at_once(
+    tmp_path: Path, podman_socket: str, busybox_image: str, stack_name: str, state_dir: Path
+) -> None:
+    """A second SIGINT does not wait for the running build."""
+    manifests = slow_stack(tmp_path, stack_name, busybox_image, seconds=30)
+    proc = start_apply(manifests, podman_socket, state_dir)
+    wait_for_build(state_dir, proc, stack_name)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert time.monotonic() - started < 5
+
+
+def test_concurrent_apply_fails_naming_the_holder(
+    tmp_path: Path,
+    podman_socket: str,
+    busybox_image: str,
+    stack_name: str,
+    state_dir: Path,
+    run_podform: object,
+) -> None:
+    """While one apply runs, a second fails at once naming the holder's pid; with
+    --lock-timeout it waits for the first to finish and succeeds."""
+    manifests = slow_stack(tmp_path, stack_name, busybox_image, seconds=3)
+    first = start_apply(manifests, podman_socket, state_dir)
+    wait_for_build(state_dir, first, stack_name)
+    second = run_podform("apply", "-f", str(manifests))  # type: ignore[operator]
+    assert second.returncode == 1
+    assert f"locked by pid {first.pid}" in second.stderr
+    waited = run_podform("apply", "-f", str(manifests), "--lock-timeout", "60")  # type: ignore[operator]
+    assert waited.returncode == 0, waited.stderr
+    first.communicate(timeout=60)
+    assert first.returncode == 0
