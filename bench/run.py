@@ -1,0 +1,628 @@
+"""podform's benchmark: SPEC §7 targets measured side by side with podman-compose and a podman-py floor.
+
+Not part of the test suite. It needs rootful Podman, the busybox test image (scripts/setup-podman
+builds it) and podman-compose >= 1.6 (bench/.venv, or on PATH, or --compose PATH):
+
+    .venv/bin/python bench/run.py [--n 20 --n 200] [--repeat 5] [--cold-repeat 3]
+
+Every subject runs as a whole process with the same interpreter (start-up and imports included);
+wall time comes from perf_counter around the child and peak RSS from the child's rusage (the child
+and the processes it waited for, so podman-compose's podman calls count). Subjects are interleaved
+within each round, and the round order rotates, so drift on a shared machine hits all of them.
+Writes bench/results.json and removes every container and network it made, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+IMAGE = "localhost/podform-test-busybox:latest"
+SOCKET = Path("/tmp/podform-bench.sock")
+STACK_LABEL = "io.podform.stack"
+COMPOSE_LABEL = "io.podman.compose.project"
+PREFIX = "pfbench"  # podform stacks pfbench<N>, compose projects pfbenchc<N>: names never clash
+
+
+class BenchError(RuntimeError):
+    """A subject failed or the world is not what the bench expected."""
+
+
+@dataclass
+class Sample:
+    wall_ms: float
+    rss_mib: float
+
+
+@dataclass
+class Series:
+    """Every timed run of one subject in one scenario."""
+
+    samples: list[Sample] = field(default_factory=list)
+    extra: list[int] = field(default_factory=list)  # e.g. containers replaced, per run
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(s.wall_ms for s in self.samples)
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return max(s.rss_mib for s in self.samples)
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+# os.wait4's ru_maxrss of a child forked from this process starts at this process's RSS (Linux
+# records the pre-exec memory's high-water mark), so a small C launcher measures instead when present.
+GNU_TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
+def run_timed(argv: list[str], env: dict[str, str]) -> Sample:
+    """Run ARGV to completion; wall time and the peak RSS of it and its reaped children."""
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as rss:
+        launch = [GNU_TIME, "-f", "%M", "-o", rss.name, *argv] if GNU_TIME else argv
+        start = time.perf_counter()
+        proc = subprocess.Popen(launch, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if proc.returncode != 0:
+            out.seek(0)
+            tail = out.read().decode(errors="replace")[-3000:]
+            raise BenchError(f"{' '.join(argv)} exited {proc.returncode}:\n{tail}")
+        # Both report KiB on Linux; GNU time's last line is the child's ru_maxrss.
+        max_kib = int(rss.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
+    return Sample(wall * 1000, max_kib / 1024)
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for the podman CLI: CONTAINER_HOST would turn it into a remote client."""
+    return {
+        k: v for k, v in os.environ.items() if k not in ("CONTAINER_HOST", "CONTAINER_CONNECTION")
+    }
+
+
+def podman(*args: str, timeout: float = 300) -> str:
+    done = subprocess.run(
+        ["podman", *args], env=cli_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode != 0:
+        raise BenchError(f"podman {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def container_ids(label: str, value: str) -> dict[str, str]:
+    out = podman(
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        f"label={label}={value}",
+        "--format",
+        "{{.Names}} {{.ID}}",
+    )
+    return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
+
+
+def remove_everything(names: list[str]) -> None:
+    """Remove the containers and compose networks of these podform stacks / compose projects."""
+    for name in names:
+        for label in (STACK_LABEL, COMPOSE_LABEL):
+            ids = podman("ps", "-aq", "--filter", f"label={label}={name}").split()
+            if ids:
+                podman("rm", "--force", "--ignore", "-t", "0", *ids)
+        nets = podman("network", "ls", "-q", "--filter", f"label={COMPOSE_LABEL}={name}").split()
+        if nets:
+            podman("network", "rm", "--force", *nets)
+
+
+@contextmanager
+def api_service() -> Iterator[str]:
+    """A private `podman system service` for podform and the floor; yields its URL."""
+    url = f"unix://{SOCKET}"
+    SOCKET.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", url],
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _ping(SOCKET):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("podman system service did not come up")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        SOCKET.unlink(missing_ok=True)
+
+
+def _ping(sock: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(2)
+            conn.connect(str(sock))
+            conn.sendall(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
+            return conn.recv(64)[9:12] == b"200"
+    except OSError:
+        return False
+
+
+# --- the stacks -----------------------------------------------------------------------------------
+
+
+def workload_names(n: int) -> list[str]:
+    return [f"w{i:03}" for i in range(n)]
+
+
+def write_podform(directory: Path, stack: str, n: int, rev: int = 0) -> Path:
+    """N Workload documents (after a Stack); workload w000 carries env BENCH=REV."""
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "podform/v1", "kind": "Stack", "metadata": {"name": stack}}
+    ]
+    for i, name in enumerate(workload_names(n)):
+        spec = {
+            "image": IMAGE,
+            "command": ["sleep", "3600"],
+            "init": True,
+            "stopTimeout": "1s",
+            "env": {"BENCH": str(rev if i == 0 else 0)},
+        }
+        docs.append(
+            {
+                "apiVersion": "podform/v1",
+                "kind": "Workload",
+                "metadata": {"name": name},
+                "spec": spec,
+            }
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "stack.yaml").write_text(
+        yaml.safe_dump_all(docs, explicit_start=True, sort_keys=False)
+    )
+    return directory
+
+
+def write_compose(path: Path, n: int, rev: int = 0) -> Path:
+    """The same containers as write_podform, as a compose file."""
+    services = {
+        name: {
+            "image": IMAGE,
+            "command": ["sleep", "3600"],
+            "init": True,
+            "stop_grace_period": "1s",
+            "environment": {"BENCH": str(rev if i == 0 else 0)},
+        }
+        for i, name in enumerate(workload_names(n))
+    }
+    path.write_text(yaml.safe_dump({"services": services}, sort_keys=False))
+    return path
+
+
+@dataclass
+class Bench:
+    """The subjects' command lines and environments, and every measurement taken."""
+
+    work: Path
+    url: str
+    compose_bin: str
+    results: dict[str, dict[str, Series]] = field(default_factory=dict)
+
+    def series(self, scenario: str, subject: str) -> Series:
+        return self.results.setdefault(scenario, {}).setdefault(subject, Series())
+
+    @property
+    def podform_env(self) -> dict[str, str]:
+        return {
+            **cli_env(),
+            "CONTAINER_HOST": self.url,
+            "PODFORM_STATE_DIR": str(self.work / "state"),
+        }
+
+    def podform(self, *args: str) -> Sample:
+        return run_timed([sys.executable, "-m", "reconciler", *args], self.podform_env)
+
+    def compose(self, n: int, *args: str) -> Sample:
+        argv = [
+            self.compose_bin,
+            "-p",
+            f"{PREFIX}c{n}",
+            "-f",
+            str(self.work / f"compose{n}.yaml"),
+            *args,
+        ]
+        return run_timed(argv, cli_env())
+
+    def floor(self, n: int) -> Sample:
+        argv = [
+            sys.executable,
+            str(BENCH / "floor.py"),
+            "--url",
+            self.url,
+            "--stack",
+            f"{PREFIX}{n}",
+        ]
+        return run_timed(argv, self.podform_env)
+
+    def stack_dir(self, n: int) -> Path:
+        return self.work / f"podform{n}"
+
+
+def rounds(
+    repeat: int, subjects: dict[str, Callable[[], Sample]], into: Callable[[str], Series]
+) -> None:
+    """REPEAT rounds, one run of every subject each, the order rotating by one every round."""
+    names = list(subjects)
+    for r in range(repeat):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            into(name).samples.append(subjects[name]())
+        print(
+            f"    round {r + 1}/{repeat}: "
+            + ", ".join(f"{n} {into(n).samples[-1].wall_ms:.0f} ms" for n in names),
+            flush=True,
+        )
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+
+
+def bench_static(b: Bench, repeat: int, n_validate: int) -> None:
+    print(f"--version, validate of {n_validate} documents", flush=True)
+    docs = write_podform(b.work / "validate", f"{PREFIX}v", n_validate)
+    b.podform("--version")  # warm the page cache and bytecode
+    subjects = {
+        "podform --version": lambda: b.podform("--version"),
+        "python -c pass": lambda: run_timed([sys.executable, "-c", "pass"], cli_env()),
+        f"podform validate {n_validate}": lambda: b.podform("validate", "-f", str(docs)),
+    }
+    rounds(repeat, subjects, lambda s: b.series("static", s))
+
+
+def bench_cold(b: Bench, n: int, repeat: int) -> None:
+    print(f"cold apply of {n} workloads (everything removed before each run)", flush=True)
+    stack, project = f"{PREFIX}{n}", f"{PREFIX}c{n}"
+
+    def podform_cold() -> Sample:
+        remove_everything([stack])
+        shutil.rmtree(b.work / "state", ignore_errors=True)
+        sample = b.podform("apply", "-f", str(b.stack_dir(n)), "-q")
+        expect_count(STACK_LABEL, stack, n)
+        return sample
+
+    def compose_cold() -> Sample:
+        remove_everything([project])
+        sample = b.compose(n, "up", "-d")
+        expect_count(COMPOSE_LABEL, project, n)
+        return sample
+
+    subjects = {"podform apply": podform_cold, "podman-compose up -d": compose_cold}
+    rounds(repeat, subjects, lambda s: b.series(f"cold{n}", s))
+
+
+def bench_noop(b: Bench, n: int, repeat: int) -> None:
+    print(f"no-op of {n} workloads (converged stack)", flush=True)
+    subjects = {
+        "podform apply": lambda: b.podform("apply", "-f", str(b.stack_dir(n)), "-q"),
+        "podman-compose up -d": lambda: b.compose(n, "up", "-d"),
+        "floor (podman-py)": lambda: b.floor(n),
+    }
+    rounds(repeat, subjects, lambda s: b.series(f"noop{n}", s))
+
+
+def bench_change(b: Bench, n: int, repeat: int) -> None:
+    """Flip one workload's env each run: the time to converge and the containers replaced."""
+    print(f"one changed workload among {n}", flush=True)
+    stack, project = f"{PREFIX}{n}", f"{PREFIX}c{n}"
+    revs = iter(range(1, 1000))
+
+    def replaced(label: str, value: str, act: Callable[[], Sample], series: Series) -> Sample:
+        before = container_ids(label, value)
+        sample = act()
+        after = container_ids(label, value)
+        series.extra.append(sum(1 for name, cid in before.items() if after.get(name) != cid))
+        return sample
+
+    def podform_change() -> Sample:
+        write_podform(b.stack_dir(n), stack, n, rev=next(revs))
+        return replaced(
+            STACK_LABEL,
+            stack,
+            lambda: b.podform("apply", "-f", str(b.stack_dir(n)), "-q"),
+            b.series(f"change{n}", "podform apply"),
+        )
+
+    def compose_change() -> Sample:
+        write_compose(b.work / f"compose{n}.yaml", n, rev=next(revs))
+        return replaced(
+            COMPOSE_LABEL,
+            project,
+            lambda: b.compose(n, "up", "-d"),
+            b.series(f"change{n}", "podman-compose up -d"),
+        )
+
+    subjects = {"podform apply": podform_change, "podman-compose up -d": compose_change}
+    rounds(repeat, subjects, lambda s: b.series(f"change{n}", s))
+
+
+def converge(b: Bench, n: int) -> None:
+    """Bring both stacks of N workloads up once (timed for information, not compared)."""
+    print(f"converging {n} workloads once with each tool", flush=True)
+    b.series(f"converge{n}", "podform apply").samples.append(
+        b.podform("apply", "-f", str(b.stack_dir(n)), "-q")
+    )
+    expect_count(STACK_LABEL, f"{PREFIX}{n}", n)
+    b.series(f"converge{n}", "podman-compose up -d").samples.append(b.compose(n, "up", "-d"))
+    expect_count(COMPOSE_LABEL, f"{PREFIX}c{n}", n)
+
+
+def expect_count(label: str, value: str, n: int) -> None:
+    found = len(container_ids(label, value))
+    if found != n:
+        raise BenchError(f"{label}={value}: {found} containers, expected {n}")
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def table_rows(b: Bench, ns: list[int], n_validate: int) -> list[dict[str, Any]]:
+    """One row per SPEC §7 target: podform's median against its peer's, and whether it is met."""
+    rows: list[dict[str, Any]] = []
+
+    def row(
+        what: str,
+        scenario: str,
+        peer: str | None,
+        target: str,
+        limit: float | None,
+        subject: str = "podform apply",
+        absolute: bool = False,
+    ) -> None:
+        series = b.results.get(scenario, {})
+        if subject not in series:
+            return
+        mine = series[subject]
+        entry: dict[str, Any] = {
+            "row": what,
+            "podform_ms": round(mine.median_ms),
+            "podform_rss_mib": round(mine.peak_rss_mib, 1),
+            "peer": peer,
+            "target": target,
+            "runs": len(mine.samples),
+        }
+        value = mine.median_ms
+        if peer is not None and peer in series:
+            other = series[peer]
+            entry |= {
+                "peer_ms": round(other.median_ms),
+                "peer_rss_mib": round(other.peak_rss_mib, 1),
+            }
+            entry["ratio"] = round(mine.median_ms / other.median_ms, 3)
+            value = entry["ratio"]
+        if mine.extra:
+            entry["replaced"] = mine.extra
+            if peer is not None and series.get(peer) and series[peer].extra:
+                entry["peer_replaced"] = series[peer].extra
+        if limit is None:  # the target is "exactly one container replaced"
+            entry["met"] = all(x == 1 for x in mine.extra)
+        elif absolute or "ratio" in entry:
+            entry["met"] = value <= limit
+        rows.append(entry)
+
+    for n in ns:
+        row(f"no-op apply, {n} workloads", f"noop{n}", "floor (podman-py)", "<= 1.5x floor", 1.5)
+        row(
+            f"no-op apply, {n} workloads",
+            f"noop{n}",
+            "podman-compose up -d",
+            "<= 0.25x compose",
+            0.25,
+        )
+    if 20 in ns:
+        row("cold apply, 20 workloads", "cold20", "podman-compose up -d", "<= 0.6x compose", 0.6)
+        row("one changed workload of 20", "change20", "podman-compose up -d", "1 replaced", None)
+    row("podform --version", "static", "python -c pass", "< 100 ms", 100, "podform --version", True)
+    row(
+        f"podform validate, {n_validate} docs",
+        "static",
+        None,
+        "< 500 ms",
+        500,
+        f"podform validate {n_validate}",
+        True,
+    )
+    if len(ns) > 1 and all(f"noop{n}" in b.results for n in ns):
+        lo, hi = min(ns), max(ns)
+        for subject in ("podform apply", "floor (podman-py)"):
+            growth = (
+                b.results[f"noop{hi}"][subject].median_ms
+                / b.results[f"noop{lo}"][subject].median_ms
+            )
+            rows.append(
+                {
+                    "row": f"no-op growth {lo}->{hi}: {subject}",
+                    "ratio": round(growth, 2),
+                    "target": "flat (info)",
+                }
+            )
+    for n in ns:
+        for subject, series in b.results.get(f"converge{n}", {}).items():
+            rows.append(
+                {
+                    "row": f"first up of {n} (info): {subject}",
+                    "podform_ms": None,
+                    "peer": subject,
+                    "peer_ms": round(series.median_ms),
+                    "peer_rss_mib": round(series.peak_rss_mib, 1),
+                    "target": "info",
+                }
+            )
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    head = ("measurement", "podform ms", "MiB", "peer", "peer ms", "MiB", "ratio", "target", "met")
+    lines = [head]
+    for r in rows:
+        met = {True: "met", False: "NOT MET", None: ""}[r.get("met")]
+        if "replaced" in r:
+            met += f" (replaced {r['replaced']}; peer {r.get('peer_replaced', '-')})"
+        lines.append(
+            (
+                r["row"],
+                _fmt(r.get("podform_ms")),
+                _fmt(r.get("podform_rss_mib")),
+                r.get("peer") or "",
+                _fmt(r.get("peer_ms")),
+                _fmt(r.get("peer_rss_mib")),
+                _fmt(r.get("ratio")),
+                r["target"],
+                met,
+            )
+        )
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    for line in lines:
+        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _fmt(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def machine_facts() -> dict[str, Any]:
+    def out(*argv: str) -> str:
+        done = subprocess.run(argv, capture_output=True, text=True, env=cli_env(), cwd=REPO)
+        return done.stdout.strip()
+
+    sha = out("git", "rev-parse", "HEAD")
+    dirty = bool(out("git", "status", "--porcelain", "--untracked-files=no", "--", "reconciler"))
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "arch": platform.machine(),
+            "nproc": os.cpu_count(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+        },
+        "podman": out("podman", "--version").removeprefix("podman version "),
+        "podform_sha": sha + ("-dirty" if dirty else ""),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, action="append", help="stack sizes (default: 20 and 200)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs per subject for no-op and static rows"
+    )
+    parser.add_argument(
+        "--cold-repeat", type=int, default=3, help="runs per subject for cold and change"
+    )
+    parser.add_argument("--validate-docs", type=int, default=200)
+    parser.add_argument(
+        "--compose", help="podman-compose executable (default: bench/.venv, then PATH)"
+    )
+    parser.add_argument("--out", type=Path, default=BENCH / "results.json")
+    args = parser.parse_args()
+    ns = sorted(set(args.n or [20, 200]))
+    compose_bin = args.compose or _find_compose()
+    try:
+        import podman  # noqa: F401  (the floor needs podman-py in this interpreter)
+    except ImportError:
+        parser.error("podman-py is not importable: run with the project's .venv/bin/python")
+    if subprocess.run(["podman", "image", "exists", IMAGE], env=cli_env()).returncode != 0:
+        print(f"{IMAGE} is missing: building it with scripts/setup-podman", flush=True)
+        subprocess.run([str(REPO / "scripts" / "setup-podman")], check=True)
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up like Ctrl-C
+    names = [f"{PREFIX}{n}" for n in ns] + [f"{PREFIX}c{n}" for n in ns]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="podform-bench-") as tmp, api_service() as url:
+        b = Bench(work=Path(tmp), url=url, compose_bin=compose_bin)
+        try:
+            remove_everything(names)  # leftovers of an interrupted run
+            for n in ns:
+                write_podform(b.stack_dir(n), f"{PREFIX}{n}", n)
+                write_compose(b.work / f"compose{n}.yaml", n)
+            bench_static(b, args.repeat, args.validate_docs)
+            for n in ns:
+                if n == 20:  # cold and change only where podman-compose's cold start is affordable
+                    bench_cold(b, n, args.cold_repeat)
+                else:
+                    converge(b, n)
+                bench_noop(b, n, args.repeat)
+                if n == 20:
+                    bench_change(b, n, args.cold_repeat)
+                remove_everything([f"{PREFIX}{n}", f"{PREFIX}c{n}"])  # a big store slows every list
+        except KeyboardInterrupt:
+            print("\ninterrupted: removing the bench containers", file=sys.stderr)
+            return 130
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # cleanup must not be cut short
+            remove_everything(names)
+    rows = table_rows(b, ns, args.validate_docs)
+    print(
+        f"\nmedians of {args.repeat} runs ({args.cold_repeat} for cold and change); "
+        f"total {time.monotonic() - started:.0f} s\n"
+    )
+    print_table(rows)
+    report = machine_facts() | {
+        "podman_compose": compose_bin,
+        "repeat": args.repeat,
+        "cold_repeat": args.cold_repeat,
+        "rows": rows,
+        "samples": {
+            scenario: {
+                subject: {
+                    "wall_ms": [round(s.wall_ms, 1) for s in series.samples],
+                    "rss_mib": [round(s.rss_mib, 1) for s in series.samples],
+                    **({"replaced": series.extra} if series.extra else {}),
+                }
+                for subject, series in subjects.items()
+            }
+            for scenario, subjects in b.results.items()
+        },
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def _find_compose() -> str:
+    local = BENCH / ".venv" / "bin" / "podman-compose"
+    found = str(local) if local.exists() else shutil.which("podman-compose")
+    if found is None:
+        raise SystemExit(
+            "podman-compose not found: python -m venv bench/.venv && "
+            "bench/.venv/bin/pip install 'podman-compose>=1.6' (or pass --compose)"
+        )
+    return found
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
