@@ -103,9 +103,11 @@ def observe(desired: Desired, recorded: Recorded, connections: Connections) -> O
             continue
         engine = connections.engine(key)
         try:
-            observed.containers[key] = _first_call(engine)
-            observed.images[key] = engine.list_images()
-            observed.volumes[key] = engine.list_volumes()
+            observed.containers[key] = _first_call(engine.list_containers)
+            # Podman 4.x answers 500 to an image list racing another client's removal
+            # ("locating item named manifest ..."): transient, so the lists get retries too.
+            observed.images[key] = _first_call(engine.list_images)
+            observed.volumes[key] = _first_call(engine.list_volumes)
         except PodmanUnreachable:
             if key == "":
                 raise
@@ -113,13 +115,13 @@ def observe(desired: Desired, recorded: Recorded, connections: Connections) -> O
     return observed
 
 
-def _first_call(engine: Any, budget_s: float = 5.0) -> Any:
+def _first_call(call: Callable[[], Any], budget_s: float = 5.0) -> Any:
     """A socket that is just coming up gets a few seconds; then one clear error."""
     deadline = time.monotonic() + budget_s
     delay = 0.1
     while True:
         try:
-            return engine.list_containers()
+            return call()
         except TemporaryError as exc:
             if time.monotonic() + delay > deadline:
                 raise PodmanUnreachable(
