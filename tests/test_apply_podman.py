@@ -349,6 +349,9 @@ def test_depends_on_healthy_and_stopped_state(
     db_started, _ = map(int, podman_cli("inspect", "-f", fmt, f"{stack_name}-db-1").split())
     _, web_created = map(int, podman_cli("inspect", "-f", fmt, f"{stack_name}-web-1").split())
     assert web_created > db_started
+    # No systemd timers here: "healthy" means podform ran the check before creating web.
+    health = podman_cli("inspect", "-f", "{{.State.Health.Status}}", f"{stack_name}-db-1")
+    assert health.strip() == "healthy"
     assert container_state(f"{stack_name}-web-1") == "running"
     assert container_state(f"{stack_name}-idle-1") != "running"
     ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 0)
