@@ -103,7 +103,7 @@ def _git_dir(start: Path) -> Path | None:
 def _head_sha(git_dir: Path) -> str | None:
     """HEAD's commit, read from the repository files (no git binary needed); None when
     it cannot be read that way (e.g. a linked worktree): the content hash stands in."""
-    try:
+    with contextlib.suppress(OSError):
         head = (git_dir / "HEAD").read_text().strip()
         if not head.startswith("ref:"):
             return head or None
@@ -113,8 +113,6 @@ def _head_sha(git_dir: Path) -> str | None:
         for line in (git_dir / "packed-refs").read_text().splitlines():
             if line.endswith(" " + ref):
                 return line.split(" ", 1)[0]
-    except OSError:
-        return None
     return None
 
 
@@ -179,18 +177,13 @@ class Watcher:
         log: Any,
         state_dir: Path | None = None,
     ) -> None:
-        self.files = list(files)
-        self.rec = reconciler
-        self.stop = reconciler.stop_event
-        self.interval_s = interval_s
-        self.debounce_s = debounce_s
-        self.log = log
-        self.state_dir = state_dir
+        self.files, self.rec, self.stop = list(files), reconciler, reconciler.stop_event
+        self.interval_s, self.debounce_s, self.log = interval_s, debounce_s, log
+        self.state_dir = state_dir  # never watched: the inventory written there is no event
         self.triggers: queue.Queue[str] = queue.Queue()
-        self.last_good: Snapshot | None = None
-        self.rejected: Rejected | None = None
-        self.failures = 0
-        self.passes = 0
+        self.last_good: Snapshot | None = None  # in force while newer snapshots are rejected
+        self.rejected: Rejected | None = None  # logged once; a different rejection logs again
+        self.failures = self.passes = 0
         self.waiting_for_git = False
         self._watches: list[tuple[threading.Thread, threading.Event]] = []
         self._roots: tuple[frozenset[Path], frozenset[Path]] | None = None
@@ -376,13 +369,12 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     from reconciler.inventory import state_dir
 
     log = logging_setup.get()
-    if "-" in args.files:
-        log.error("watch cannot read manifests from stdin; name files or directories with -f")
-        return 1
     try:
+        if "-" in args.files:
+            raise ValueError("stdin cannot be watched; name files or directories with -f")
         interval_s, debounce_s = seconds(args.interval), seconds(args.debounce)
     except ValueError as exc:
-        log.error("bad duration", error=str(exc))
+        log.error("cannot watch", error=str(exc))
         return 1
     stop = threading.Event()
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from podman_env import container_ids, container_state, podman_cli
 
-from reconciler.app import PassResult
+from reconciler.app import PassResult, load_desired
 from reconciler.errors import PodmanUnreachable
 from reconciler.plan import Plan
 from reconciler.watch import GIT_POLL_S, Rejected, Snapshot, Watcher, _blank, watch_roots
@@ -198,10 +198,10 @@ def test_broken_then_emptied_file_changes_nothing_until_fixed(
 
 
 @pytest.mark.slow
-def test_container_stopped_by_hand_runs_again_within_interval(
+def test_drift_by_hand_is_corrected_within_the_interval(
     start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
 ) -> None:
-    """The timed pass starts a container that someone stopped by hand."""
+    """The timed pass starts a container stopped by hand and recreates one removed by hand."""
     manifest = tmp_path / "stack.yaml"
     manifest.write_text(documents(stack_name, busybox_image))
     w = start_watch("-f", str(manifest), "--interval", "2s", "--debounce", "200ms")
@@ -218,6 +218,8 @@ def test_container_stopped_by_hand_runs_again_within_interval(
         lambda: any(p["trigger"] == "interval" and p["changed"] for p in w.events("pass complete")),
         5,
     )
+    podman_cli("rm", "--force", "-t", "0", cid)
+    w.wait_for("recreate", lambda: running_web(stack_name) not in (None, cid), 2 * 1.1 + 6)
 
 
 def test_sigterm_exits_zero_promptly(
@@ -287,6 +289,38 @@ def test_watch_roots_are_directories_and_skip_the_state_dir(tmp_path: Path) -> N
     assert recursive == {tmp_path / "dir"} and flat == {tmp_path / "flat"}
     recursive, _ = watch_roots([str(tmp_path / "dir")], None, ignore=tmp_path)
     assert recursive == set()
+
+
+def test_build_contexts_are_watched_recursively(tmp_path: Path) -> None:
+    """An Image's build context joins the watched folders, beside the manifest's folder."""
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Containerfile").write_text("FROM scratch\n")
+    image = {"apiVersion": "podform/v1", "kind": "Image", "metadata": {"name": "app"}}
+    image["spec"] = {"build": {"context": "./ctx"}}
+    (tmp_path / "stack.yaml").write_text(yaml.safe_dump(image))
+    desired = load_desired([str(tmp_path / "stack.yaml")])
+    recursive, flat = watch_roots([str(tmp_path / "stack.yaml")], desired)
+    assert recursive == {tmp_path / "ctx"} and flat == {tmp_path}
+
+
+def test_a_snapshot_is_taken_only_between_two_equal_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that changes while it is loaded is read again; one that never settles defers."""
+    watcher, folder = _watcher_with(tmp_path, {"a.yaml": documents("s", "busybox:1")})
+    writes = iter(range(2))
+
+    def load_while_writing(paths: Any) -> Any:
+        if next(writes, None) is not None:  # the first two loads race with a writer
+            with (folder / "a.yaml").open("a") as f:
+                f.write("# more\n")
+        return load_desired(paths)
+
+    monkeypatch.setattr("reconciler.watch.load_desired", load_while_writing)
+    snap = watcher.read_snapshot()
+    assert isinstance(snap, Snapshot) and snap.desired.workloads
+    writes = iter(range(10**6))
+    assert watcher.read_snapshot() is None
 
 
 class _Log:
