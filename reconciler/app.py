@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -38,16 +39,68 @@ class Settings:
     plan: PlanOptions = field(default_factory=PlanOptions)
 
 
-def load_desired(paths: Sequence[str], stdin: BinaryIO | None = None) -> Desired:
-    """Manifests -> Desired, all-or-nothing: InvalidInput carries every problem found."""
+def load_desired(
+    paths: Sequence[str], stdin: BinaryIO | None = None, cache_dir: Path | None = None
+) -> Desired:
+    """Manifests -> Desired, all-or-nothing: InvalidInput carries every problem found.
+
+    With cache_dir, a document set that already passed schema validation unchanged (same
+    bytes-level data, same schemas, same podform) skips jsonschema, whose import and
+    compilation are a large share of a no-op apply. References and policy are always checked.
+    """
     from reconciler.manifests import load_manifests
     from reconciler.schema import validate_documents
 
     docs = load_manifests(paths, stdin=stdin)
-    issues: list[Issue] = validate_documents(docs)
-    if issues:
-        raise InvalidInput(issues)
+    key = _validation_key(docs) if cache_dir else ""
+    if not (cache_dir and key in _read_validated(cache_dir)):
+        issues: list[Issue] = validate_documents(docs)
+        if issues:
+            raise InvalidInput(issues)
+        if cache_dir:
+            _remember_validated(cache_dir, key)
     return build_desired(docs)
+
+
+_VALIDATED_FILE = "validated.json"
+_VALIDATED_KEEP = 16
+
+
+def _validation_key(docs: Sequence[Any]) -> str:
+    from reconciler import __version__
+    from reconciler.hashing import canonical_json, sha256_hex
+    from reconciler.schema import schema_dir
+
+    schemas = b"".join(p.read_bytes() for p in sorted(schema_dir().glob("*.json")))
+    data = canonical_json([[d.file, d.data] for d in docs])
+    return sha256_hex(__version__.encode() + sha256_hex(schemas).encode() + data.encode())
+
+
+def _read_validated(cache_dir: Path) -> list[str]:
+    import json
+
+    try:
+        keys = json.loads((cache_dir / _VALIDATED_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+
+
+def _remember_validated(cache_dir: Path, key: str) -> None:
+    """Best effort: a cache that cannot be written only costs the next run some time."""
+    import json
+    import os
+    import tempfile
+
+    keys = [key, *(k for k in _read_validated(cache_dir) if k != key)][:_VALIDATED_KEEP]
+    try:
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".validated-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(keys, f)
+        os.replace(tmp, cache_dir / _VALIDATED_FILE)
+    except OSError:
+        pass
 
 
 class Connections:
@@ -103,11 +156,18 @@ def observe(desired: Desired, recorded: Recorded, connections: Connections) -> O
             continue
         engine = connections.engine(key)
         try:
-            observed.containers[key] = _first_call(engine.list_containers)
+            # The three lists go out together (they are independent reads), each with retries:
             # Podman 4.x answers 500 to an image list racing another client's removal
-            # ("locating item named manifest ..."): transient, so the lists get retries too.
-            observed.images[key] = _first_call(engine.list_images)
-            observed.volumes[key] = _first_call(engine.list_volumes)
+            # ("locating item named manifest ..."), which is transient.
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                lists = [
+                    pool.submit(_first_call, f)
+                    for f in (engine.list_containers, engine.list_images, engine.list_volumes)
+                ]
+                containers, images, volumes = (f.result() for f in lists)
+            observed.containers[key] = containers
+            observed.images[key] = images
+            observed.volumes[key] = volumes
         except PodmanUnreachable:
             if key == "":
                 raise
@@ -191,7 +251,10 @@ class Reconciler:
                 return result
             execution = self._execute(plan)
             result.execution = execution
-            inv.save(record(recorded, plan, execution))
+            after = record(recorded, plan, execution)
+            # A no-op pass leaves the inventory as it was: no write, no fsync.
+            if after != recorded or not recorded.valid:
+                inv.save(after)
             return result
 
     def delete(self, desired: Desired, volumes: bool, machines: bool) -> PassResult:

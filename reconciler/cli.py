@@ -228,8 +228,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace) -> Any:
     from reconciler.app import load_desired
+    from reconciler.inventory import state_dir
 
-    return load_desired(args.files, stdin=sys.stdin.buffer if "-" in args.files else None)
+    # `validate` always runs the schemas; the other commands may reuse a previous verdict.
+    cache = None if args.command == "validate" else state_dir(args.state_dir)
+    stdin = sys.stdin.buffer if "-" in args.files else None
+    return load_desired(args.files, stdin=stdin, cache_dir=cache)
 
 
 def _validate(args: argparse.Namespace) -> int:

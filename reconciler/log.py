@@ -24,6 +24,52 @@ def _redact_secret_keys(
     return event
 
 
+_quiet: _QuietLogger | None = None
+
+
+class _QuietLogger:
+    """Warnings and errors only, rendered like structlog would, without importing it.
+
+    One-shot commands at the default verbosity log almost nothing, and structlog's import
+    (with its dev renderers) is a large share of a no-op apply's start-up.
+    """
+
+    def __init__(self, fmt: str, min_level: int) -> None:
+        self.fmt = fmt
+        self.min_level = min_level
+
+    def _emit(self, level: int, name: str, event: str, fields: dict[str, Any]) -> None:
+        if level < self.min_level:
+            return
+        fields = dict(_redact_secret_keys(None, name, dict(fields)))
+        if self.fmt == "json":
+            import json
+            from datetime import UTC, datetime
+
+            record = {
+                "event": event,
+                "level": name,
+                **fields,
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            }
+            line = json.dumps(record, sort_keys=True, default=str)
+        else:
+            line = " ".join([f"[{name:<7}] {event}", *(f"{k}={v}" for k, v in fields.items())])
+        print(line, file=sys.stderr)
+
+    def debug(self, event: str, **kw: Any) -> None:
+        self._emit(logging.DEBUG, "debug", event, kw)
+
+    def info(self, event: str, **kw: Any) -> None:
+        self._emit(logging.INFO, "info", event, kw)
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self._emit(logging.WARNING, "warning", event, kw)
+
+    def error(self, event: str, **kw: Any) -> None:
+        self._emit(logging.ERROR, "error", event, kw)
+
+
 def configure(fmt: str | None = None, verbosity: int = 0) -> None:
     """fmt: "console" | "json" | None (console on a TTY, else JSON).
 
@@ -31,11 +77,18 @@ def configure(fmt: str | None = None, verbosity: int = 0) -> None:
     Commands print their own report on stdout, so their logs stay quiet unless asked;
     watch, a service, starts at 1.
     """
-    import structlog
-
+    global _quiet
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     if fmt is None:
         fmt = "console" if sys.stderr.isatty() else "json"
+    # urllib3/requests debug logging would print request bodies (env values included).
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    if level >= logging.WARNING:
+        _quiet = _QuietLogger(fmt, level)
+        return
+    _quiet = None
+    import structlog
+
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=True)
@@ -52,8 +105,6 @@ def configure(fmt: str | None = None, verbosity: int = 0) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # urllib3/requests debug logging would print request bodies (env values included).
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 def _color_ok() -> bool:
@@ -63,6 +114,8 @@ def _color_ok() -> bool:
 
 
 def get(name: str = "podform") -> Any:
+    if _quiet is not None:
+        return _quiet
     import structlog
 
     return structlog.get_logger(name)
