@@ -326,6 +326,7 @@ def record(before: Recorded, plan: Plan, execution: Execution) -> Recorded:
                 action.connection,
                 spec,
                 probe,
+                _starts_in_a_row(action, prev),
             )
         elif (
             action.kind == "Image"
@@ -344,6 +345,16 @@ def record(before: Recorded, plan: Plan, execution: Execution) -> Recorded:
                 "connection": action.connection,
             }
     return after
+
+
+def _starts_in_a_row(action: Action, prev: RecordedContainer | None) -> int:
+    """Count podform's starts of a container that keeps stopping; any pass that finds it as
+    declared (or a new container) resets the count. The planner reports a crash loop from it."""
+    if action.operation == "start":
+        return (prev.starts if prev else 0) + 1
+    if action.warnings and prev is not None:  # left alone as crash-looping: keep the count
+        return prev.starts
+    return 0
 
 
 def manifest_paths(paths: Sequence[str]) -> list[Path]:

@@ -107,7 +107,10 @@ def _decode(data: object, stack: str) -> Recorded:
         strings = (ident, workload, connection, probe)
         if not isinstance(spec, dict) or not all(isinstance(v, str) for v in strings):
             raise ValueError(f"container {name!r} has malformed fields")
-        containers[name] = RecordedContainer(ident, workload, connection, spec, probe)
+        starts = c.get("starts", 0)
+        if not isinstance(starts, int) or isinstance(starts, bool):
+            raise ValueError(f"container {name!r} has malformed fields")
+        containers[name] = RecordedContainer(ident, workload, connection, spec, probe, starts)
     return Recorded(
         valid=True,
         containers=containers,
@@ -175,6 +178,7 @@ class Inventory:
                     "connection": c.connection,
                     "spec": _masked_spec(c.spec),
                     "probe": c.probe,
+                    "starts": c.starts,
                 }
                 for name, c in recorded.containers.items()
             },

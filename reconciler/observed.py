@@ -84,6 +84,7 @@ class RecordedContainer:
     connection: str
     spec: dict[str, object]  # the last applied spec, secret values masked
     probe: str = ""  # "ok" | "failed" | "" (never probed)
+    starts: int = 0  # starts by podform in a row that found it stopped again (crash loops)
 
 
 @dataclass

@@ -162,7 +162,7 @@ class Plan:
 
     def render(self, color: bool = False, show_unchanged: bool = True) -> str:
         """Terraform-style text, grouped by kind, aligned; colour only when asked."""
-        shown = [a for a in self.actions if show_unchanged or a.changes_something]
+        shown = [a for a in self.actions if show_unchanged or a.changes_something or a.warnings]
         width = max((len(a.name) for a in shown), default=0)
         lines: list[str] = []
         for kind in KIND_ORDER:

@@ -22,7 +22,13 @@ from reconciler.hashing import (
     workload_spec,
 )
 from reconciler.model import Desired, Image, Workload
-from reconciler.observed import Observed, ObservedContainer, ObservedImage, Recorded
+from reconciler.observed import (
+    Observed,
+    ObservedContainer,
+    ObservedImage,
+    Recorded,
+    RecordedContainer,
+)
 from reconciler.plan import (
     Action,
     Change,
@@ -377,7 +383,7 @@ class _Planner:
                 reason = "spec changed"
             add(Verb.REPLACE, "replace", reason, changes)
             return
-        crash = self._crash_loop(found)
+        crash = self._crash_loop(found, self.r.containers.get(cname), w.state == "running")
         if crash:
             add(Verb.UNCHANGED, "none", "crash-looping: left as is", warnings=(crash,))
             return
@@ -393,11 +399,24 @@ class _Planner:
             return
         add(Verb.UNCHANGED, "none", f"up to date (spec {short(want_hash)})")
 
-    def _crash_loop(self, c: ObservedContainer) -> str:
-        if c.state == "restarting" or (c.restart_count >= CRASH_LOOP_RESTARTS and not c.running):
+    def _crash_loop(
+        self, c: ObservedContainer, rec: RecordedContainer | None, should_run: bool
+    ) -> str:
+        """Podman's own restart count where it reports one (not 4.3's list), else the number
+        of times podform started this container in a row only to find it stopped again."""
+        podman_restarts = c.restart_count >= CRASH_LOOP_RESTARTS and not c.running
+        our_starts = rec is not None and rec.id == c.id and rec.starts >= CRASH_LOOP_RESTARTS
+        if c.state == "restarting" or podman_restarts:
             return (
                 f"crash-looping: restarted {c.restart_count} times, last exit code "
                 f"{c.exit_code}; see `podman logs {c.name}`"
+            )
+        if should_run and not c.running and our_starts:
+            assert rec is not None
+            return (
+                f"crash-looping: started {rec.starts} times and stopped again each time, last "
+                f"exit code {c.exit_code}; see `podman logs {c.name}` (fix the cause, then "
+                f"`podman start {c.name}` or change the workload)"
             )
         return ""
 
@@ -412,7 +431,9 @@ class _Planner:
             )
             return
         if prune and not self.r.valid:
-            self.warnings.append("no usable inventory (first apply, or the file is missing or damaged): prune skipped this time")
+            self.warnings.append(
+                "no usable inventory (first apply, or the file is missing or damaged): prune skipped this time"
+            )
         everything_else = tuple(a.id for a in self.actions)
         for conn in sorted(self.o.containers):
             for c in sorted(self.o.containers[conn], key=lambda c: c.name):

@@ -322,3 +322,19 @@ def test_plan_render_is_deterministic_golden(tmp_path: Path) -> None:
         "    ~ s-web-1                update (start): container is exited, should be running\n"
         "Plan for stack 's': 1 to create, 1 to update, 0 to replace, 0 to delete, 1 unchanged.\n"
     )
+
+
+def test_repeated_starts_that_stop_again_become_a_crash_loop(tmp_path: Path) -> None:
+    """Podman 4.3 reports no restart count: after podform started the same container 3 times in
+    a row and found it stopped again, it is reported crash-looping and not started again."""
+    d = desired_from(tmp_path, STACK + workload("web"))
+    c = running(d, "web", state="exited")
+    rec = recorded_for(c)
+    rec.containers[c.name] = RecordedContainer(c.id, "web", "", {}, "", starts=2)
+    assert verbs(plan(d, observed(c), rec, {})) == {"s-web-1": ("update", "start")}
+    rec.containers[c.name] = RecordedContainer(c.id, "web", "", {}, "", starts=3)
+    p = plan(d, observed(c), rec, {})
+    action = next(a for a in p.actions if a.kind == "Container")
+    assert (action.verb, action.operation) == (Verb.UNCHANGED, "none")
+    assert "started 3 times" in action.warnings[0]
+    assert "crash-looping" in p.render(show_unchanged=False)
