@@ -84,7 +84,12 @@ def run_timed(argv: list[str], env: dict[str, str]) -> Sample:
         launch = [GNU_TIME, "-f", "%M", "-o", rss.name, *argv] if GNU_TIME else argv
         start = time.perf_counter()
         proc = subprocess.Popen(launch, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # Ctrl-C: stop the child before the bench cleans up after it
+            proc.terminate()
+            proc.wait(timeout=30)
+            raise
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         if proc.returncode != 0:
