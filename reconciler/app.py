@@ -6,6 +6,7 @@ decisions of its own (the planner has them) and prints nothing (the CLI does).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -155,6 +156,7 @@ def observe(desired: Desired, recorded: Recorded, connections: Connections) -> O
         if key and connections.machines.settle_unobservable(observed, desired, key):
             continue
         engine = connections.engine(key)
+        containers_of_stack = functools.partial(engine.list_containers, f"{desired.stack.name}-")
         try:
             # The three lists go out together (they are independent reads), each with retries:
             # Podman 4.x answers 500 to an image list racing another client's removal
@@ -162,7 +164,7 @@ def observe(desired: Desired, recorded: Recorded, connections: Connections) -> O
             with ThreadPoolExecutor(max_workers=3) as pool:
                 lists = [
                     pool.submit(_first_call, f)
-                    for f in (engine.list_containers, engine.list_images, engine.list_volumes)
+                    for f in (containers_of_stack, engine.list_images, engine.list_volumes)
                 ]
                 containers, images, volumes = (f.result() for f in lists)
             observed.containers[key] = containers

@@ -85,7 +85,8 @@ def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
 
 def _observed_containers(rec: Reconciler, plan: Any) -> list[list[Any]]:
     keys = sorted({a.connection for a in plan.actions} | {""})
-    return [rec.connections.engine(k).list_containers() for k in keys]
+    prefix = f"{plan.stack}-"
+    return [rec.connections.engine(k).list_containers(prefix) for k in keys]
 
 
 def run_status(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import struct
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from reconciler.backends import unix_http
 from reconciler.errors import PermanentError, PodmanUnreachable, TemporaryError
 from reconciler.model import Workload
 from reconciler.observed import ObservedContainer, ObservedImage, ObservedVolume
@@ -40,14 +42,38 @@ class PodmanApi:
     """One connection to one Podman service (the default one, or a machine's)."""
 
     def __init__(self, url: str, timeout: float = 60.0) -> None:
-        from podman.api import APIClient
-
         self.url = url
         self.timeout = timeout
-        self._client = APIClient(base_url=url, timeout=timeout)
+        self._socket = unix_http.socket_path(url)
+        self._podman_py: Any = None  # created on first write: importing podman-py is costly
+
+    @property
+    def _client(self) -> Any:
+        if self._podman_py is None:
+            from podman.api import APIClient
+
+            self._podman_py = APIClient(base_url=self.url, timeout=self.timeout)
+        return self._podman_py
 
     def close(self) -> None:
-        self._client.close()
+        if self._podman_py is not None:
+            self._podman_py.close()
+
+    def _read(self, resource: str, params: dict[str, str] | None = None) -> Any:
+        """A JSON GET: over the unix socket directly when we can, else through podman-py."""
+        if self._socket is None:
+            return self._json("get", resource, params=params or {})
+        try:
+            status, body = unix_http.get(self._socket, resource, params or {}, self.timeout)
+        except TimeoutError:
+            raise TemporaryError(
+                f"Podman at {self.url} did not answer GET {resource} in time"
+            ) from None
+        except OSError as exc:
+            raise TemporaryError(f"cannot reach Podman at {self.url}: {_root_cause(exc)}") from None
+        if status != 200:
+            _raise_for_status(status, unix_http.error_message(status, body))
+        return json.loads(body) if body else None
 
     # --- transport ----------------------------------------------------------------------
     def _call(
@@ -76,12 +102,7 @@ class PodmanApi:
             raise self._transport_error(exc, method, path) from None
         if resp.status_code in ok:
             return resp
-        message = _error_message(resp)
-        if resp.status_code >= 500 or (resp.status_code == 409 and "stopping" in message.lower()):
-            raise TemporaryError(f"Podman: {message}")
-        if resp.status_code == 404:
-            raise NotFoundError(f"Podman: {message}")
-        raise PermanentError(f"Podman: {message}")
+        _raise_for_status(resp.status_code, _error_message(resp))
 
     def _transport_error(self, exc: OSError, method: str, path: str) -> TemporaryError:
         import requests
@@ -105,10 +126,15 @@ class PodmanApi:
         return str(data.get("Version", "?"))
 
     # --- observe ------------------------------------------------------------------------
-    def list_containers(self) -> list[ObservedContainer]:
-        """Every container (one call): podform's by label, and any holding a name we need."""
+    def list_containers(self, name_prefix: str = "") -> list[ObservedContainer]:
+        """One call. With a prefix (`<stack>-`), only containers whose names start with it:
+        every container podform names for the stack, owned or not (a foreign one holding a
+        needed name must be seen), and the cost follows the stack, not the host."""
+        params = {"all": "true"}
+        if name_prefix:
+            params["filters"] = json.dumps({"name": [f"^{re.escape(name_prefix)}"]})
         out = []
-        for c in self._json("get", "/containers/json", params={"all": "true"}):
+        for c in self._read("/containers/json", params):
             labels = c.get("Labels") or {}
             names = c.get("Names") or [""]
             out.append(
@@ -126,7 +152,7 @@ class PodmanApi:
 
     def list_images(self) -> list[ObservedImage]:
         out = []
-        for i in self._json("get", "/images/json"):
+        for i in self._read("/images/json"):
             refs = tuple(i.get("RepoTags") or ()) + tuple(i.get("Names") or ())
             out.append(
                 ObservedImage(
@@ -138,12 +164,12 @@ class PodmanApi:
     def list_volumes(self) -> list[ObservedVolume]:
         return [
             ObservedVolume(v["Name"], v.get("Labels") or {})
-            for v in self._json("get", "/volumes/json") or []
+            for v in self._read("/volumes/json") or []
         ]
 
     def image_id(self, ref: str) -> str | None:
         try:
-            return str(self._json("get", f"/images/{ref}/json")["Id"])
+            return str(self._read(f"/images/{ref}/json")["Id"])
         except NotFoundError:
             return None
 
@@ -273,6 +299,15 @@ class PodmanApi:
         output = _demux(resp.content)
         info = self._json("get", f"/exec/{exec_id}/json")
         return int(info.get("ExitCode") or 0), output
+
+
+def _raise_for_status(status: int, message: str) -> NoReturn:
+    """5xx and 409-while-stopping may pass on retry; 404 is its own kind; the rest is final."""
+    if status >= 500 or (status == 409 and "stopping" in message.lower()):
+        raise TemporaryError(f"Podman: {message}")
+    if status == 404:
+        raise NotFoundError(f"Podman: {message}")
+    raise PermanentError(f"Podman: {message}")
 
 
 class NotFoundError(PermanentError):

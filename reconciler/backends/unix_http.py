@@ -1,0 +1,63 @@
+"""A minimal HTTP GET over a unix socket, for the read-only calls of a pass.
+
+Why not podman-py here: importing it (with requests, urllib3, rich) costs about 100 ms,
+the largest single share of a no-op apply, which only needs three GETs. Writes, builds
+and streams still go through podman-py, imported when a pass has something to do.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import urllib.parse
+from typing import Any
+
+# Podman accepts any version prefix; this one matches the API level podform is written for.
+LIBPOD_PREFIX = "/v4.0.0/libpod"
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def socket_path(url: str) -> str | None:
+    """The filesystem path of a `unix://` / `http+unix://` URL, else None."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("unix", "http+unix"):
+        return None
+    # http+unix URLs may carry the path percent-encoded in the host part.
+    return urllib.parse.unquote(parsed.netloc) + parsed.path if parsed.netloc else parsed.path
+
+
+def get(path: str, resource: str, params: dict[str, str], timeout: float) -> tuple[int, bytes]:
+    """GET LIBPOD_PREFIX + resource on the socket at `path`; (status, body). OSError on failure."""
+    query = urllib.parse.urlencode(params)
+    conn = _UnixConnection(path, timeout)
+    try:
+        conn.request("GET", f"{LIBPOD_PREFIX}{resource}" + (f"?{query}" if query else ""))
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def error_message(status: int, body: bytes) -> str:
+    try:
+        data: Any = json.loads(body)
+        msg = data.get("message") or data.get("cause") or body.decode(errors="replace")
+    except (ValueError, AttributeError):
+        msg = body.decode(errors="replace")
+    return f"{str(msg).strip()} (HTTP {status})"
