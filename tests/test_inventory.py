@@ -74,6 +74,7 @@ def test_round_trip(tmp_path: Path) -> None:
         "connection": "",
         "spec": {"env": {"LEVEL": "info"}, "image": "sha256:abc"},
         "probe": "ok",
+        "starts": 0,
     }
 
 
