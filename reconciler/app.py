@@ -23,7 +23,7 @@ from reconciler.machines import MachineLayer, record_machine
 from reconciler.model import Desired, build_desired
 from reconciler.observed import Observed, Recorded, RecordedContainer
 from reconciler.plan import Action, ContainerWork, ImageWork, Plan, PlanOptions, Verb
-from reconciler.planner import plan_delete
+from reconciler.planner_delete import plan_delete
 
 EventSink = Callable[..., None]
 

@@ -14,8 +14,7 @@ from typing import Any
 from reconciler.backends.machine_cli import ClientInfo
 from reconciler.model import Desired, Machine
 from reconciler.observed import ObservedMachine
-from reconciler.plan import Action, Change, MachineWork, PlanOptions, Verb
-from reconciler.planner import machine_action_id
+from reconciler.plan import Action, Change, MachineWork, PlanOptions, Verb, machine_action_id
 
 DESTROYS = "destroys every image, container and volume inside the machine"
 

@@ -118,6 +118,23 @@ class MachineWork:
     stop_first: bool = False
 
 
+# Action ids: how actions name each other in depends_on.
+def image_action_id(connection: str, name: str) -> str:
+    return f"Image/{connection}:{name}"
+
+
+def volume_action_id(connection: str, name: str) -> str:
+    return f"Volume/{connection}:{name}"
+
+
+def container_action_id(name: str) -> str:
+    return f"Container/{name}"
+
+
+def machine_action_id(name: str) -> str:
+    return f"Machine/{name}"
+
+
 @dataclass(frozen=True)
 class Action:
     id: str  # unique: "Container/llm-web-1", "Image/web", "Volume/:models"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.drift import crash_loop, field_changes, short
 from reconciler.hashing import (
     LABEL_CONTENT_HASH,
     LABEL_NAME,
@@ -27,7 +28,6 @@ from reconciler.observed import (
     ObservedContainer,
     ObservedImage,
     Recorded,
-    RecordedContainer,
 )
 from reconciler.plan import (
     Action,
@@ -39,31 +39,10 @@ from reconciler.plan import (
     RemoveWork,
     Verb,
     VolumeWork,
+    container_action_id,
+    image_action_id,
+    volume_action_id,
 )
-
-# A container that Podman has restarted this often and that is not up is left alone and
-# reported: recreating it every pass would hide the real problem and churn the host.
-CRASH_LOOP_RESTARTS = 3
-
-
-def short(h: str) -> str:
-    return h.removeprefix("sha256:")[:12]
-
-
-def image_action_id(connection: str, name: str) -> str:
-    return f"Image/{connection}:{name}"
-
-
-def volume_action_id(connection: str, name: str) -> str:
-    return f"Volume/{connection}:{name}"
-
-
-def container_action_id(name: str) -> str:
-    return f"Container/{name}"
-
-
-def machine_action_id(name: str) -> str:
-    return f"Machine/{name}"
 
 
 @dataclass
@@ -383,7 +362,7 @@ class _Planner:
                 reason = "spec changed"
             add(Verb.REPLACE, "replace", reason, changes)
             return
-        crash = self._crash_loop(found, self.r.containers.get(cname), w.state == "running")
+        crash = crash_loop(found, self.r.containers.get(cname), w.state == "running")
         if crash:
             add(Verb.UNCHANGED, "none", "crash-looping: left as is", warnings=(crash,))
             return
@@ -398,27 +377,6 @@ class _Planner:
             add(Verb.UNCHANGED, "probe", "up to date; GPU probe has not passed yet, checking again")
             return
         add(Verb.UNCHANGED, "none", f"up to date (spec {short(want_hash)})")
-
-    def _crash_loop(
-        self, c: ObservedContainer, rec: RecordedContainer | None, should_run: bool
-    ) -> str:
-        """Podman's own restart count where it reports one (not 4.3's list), else the number
-        of times podform started this container in a row only to find it stopped again."""
-        podman_restarts = c.restart_count >= CRASH_LOOP_RESTARTS and not c.running
-        our_starts = rec is not None and rec.id == c.id and rec.starts >= CRASH_LOOP_RESTARTS
-        if c.state == "restarting" or podman_restarts:
-            return (
-                f"crash-looping: restarted {c.restart_count} times, last exit code "
-                f"{c.exit_code}; see `podman logs {c.name}`"
-            )
-        if should_run and not c.running and our_starts:
-            assert rec is not None
-            return (
-                f"crash-looping: started {rec.starts} times and stopped again each time, last "
-                f"exit code {c.exit_code}; see `podman logs {c.name}` (fix the cause, then "
-                f"`podman start {c.name}` or change the workload)"
-            )
-        return ""
 
     # --- deletes ------------------------------------------------------------------------
     def _scale_down_and_prune(self) -> None:
@@ -507,96 +465,3 @@ class _Planner:
 
     def _add(self, action: Action) -> None:
         self.actions.append(action)
-
-
-def plan_delete(
-    desired: Desired, observed: Observed, recorded: Recorded, *, volumes: bool, machines: bool
-) -> Plan:
-    """`podform delete`: remove the declared workloads' containers, the images podform built
-    for declared Images, and, only when asked, named volumes and machines podform created."""
-    stack = desired.stack.name
-    actions: list[Action] = []
-    for w in desired.workloads.values():
-        for c in observed.containers.get(w.connection, []):
-            if c.labels.get(LABEL_STACK) == stack and c.labels.get(LABEL_NAME) == w.name:
-                actions.append(
-                    Action(
-                        container_action_id(c.name),
-                        "Container",
-                        c.name,
-                        Verb.DELETE,
-                        "remove",
-                        "declared in the manifests being deleted",
-                        w.connection,
-                        work=RemoveWork(c.name, c.id, w.stop_timeout_s),
-                    )
-                )
-    containers = tuple(a.id for a in actions)
-    for image in desired.images.values():
-        rec = recorded.images.get(image.name)
-        found = next(
-            (
-                i
-                for i in observed.images.get(image.connection, [])
-                if rec and i.id == rec.get("id") and i.labels.get(LABEL_STACK) == stack
-            ),
-            None,
-        )
-        if found is not None:
-            actions.append(
-                Action(
-                    image_action_id(image.connection, image.name),
-                    "Image",
-                    image.name,
-                    Verb.DELETE,
-                    "remove",
-                    "built by podform for this stack",
-                    image.connection,
-                    (),
-                    containers,
-                    RemoveWork(image.ref, found.id, 0),
-                )
-            )
-    if volumes:
-        for (conn, name), _users in sorted(desired.named_volumes().items()):
-            if any(v.name == name for v in observed.volumes.get(conn, [])):
-                actions.append(
-                    Action(
-                        volume_action_id(conn, name),
-                        "Volume",
-                        name,
-                        Verb.DELETE,
-                        "remove",
-                        "--volumes: its data is deleted",
-                        conn,
-                        (),
-                        containers,
-                        RemoveWork(name, name, 0),
-                    )
-                )
-    warnings: tuple[str, ...] = ()
-    if machines and desired.machines:
-        warnings = ("--machines is handled by the machine layer",)
-    return Plan(stack, tuple(actions), warnings)
-
-
-def field_changes(old: Any, new: Any, prefix: str = "") -> list[Change]:
-    """Field paths that differ between two specs, as `env.LEVEL: "info" -> "debug"`."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[Change] = []
-        for k in sorted(set(old) | set(new), key=str):
-            if k == "v":
-                continue
-            path = f"{prefix}.{k}" if prefix else str(k)
-            if k not in old:
-                out.append(Change(path, None, new[k]))
-            elif k not in new:
-                out.append(Change(path, old[k], None))
-            else:
-                out.extend(field_changes(old[k], new[k], path))
-        return out
-    if old != new:
-        if prefix == "image" and isinstance(old, str) and isinstance(new, str):
-            return [Change(prefix, short(old), short(new))]
-        return [Change(prefix, old, new)]
-    return []

@@ -1,0 +1,91 @@
+"""`podform delete`: the plan that removes what the manifests declare.
+
+Beside the planner: the same observed state and inventory, a different question. Named
+volumes and machines are only touched when asked (`--volumes`, `--machines`).
+"""
+
+from __future__ import annotations
+
+from reconciler.hashing import LABEL_NAME, LABEL_STACK
+from reconciler.model import Desired
+from reconciler.observed import Observed, Recorded
+from reconciler.plan import (
+    Action,
+    Plan,
+    RemoveWork,
+    Verb,
+    container_action_id,
+    image_action_id,
+    volume_action_id,
+)
+
+
+def plan_delete(
+    desired: Desired, observed: Observed, recorded: Recorded, *, volumes: bool, machines: bool
+) -> Plan:
+    """`podform delete`: remove the declared workloads' containers, the images podform built
+    for declared Images, and, only when asked, named volumes and machines podform created."""
+    stack = desired.stack.name
+    actions: list[Action] = []
+    for w in desired.workloads.values():
+        for c in observed.containers.get(w.connection, []):
+            if c.labels.get(LABEL_STACK) == stack and c.labels.get(LABEL_NAME) == w.name:
+                actions.append(
+                    Action(
+                        container_action_id(c.name),
+                        "Container",
+                        c.name,
+                        Verb.DELETE,
+                        "remove",
+                        "declared in the manifests being deleted",
+                        w.connection,
+                        work=RemoveWork(c.name, c.id, w.stop_timeout_s),
+                    )
+                )
+    containers = tuple(a.id for a in actions)
+    for image in desired.images.values():
+        rec = recorded.images.get(image.name)
+        found = next(
+            (
+                i
+                for i in observed.images.get(image.connection, [])
+                if rec and i.id == rec.get("id") and i.labels.get(LABEL_STACK) == stack
+            ),
+            None,
+        )
+        if found is not None:
+            actions.append(
+                Action(
+                    image_action_id(image.connection, image.name),
+                    "Image",
+                    image.name,
+                    Verb.DELETE,
+                    "remove",
+                    "built by podform for this stack",
+                    image.connection,
+                    (),
+                    containers,
+                    RemoveWork(image.ref, found.id, 0),
+                )
+            )
+    if volumes:
+        for (conn, name), _users in sorted(desired.named_volumes().items()):
+            if any(v.name == name for v in observed.volumes.get(conn, [])):
+                actions.append(
+                    Action(
+                        volume_action_id(conn, name),
+                        "Volume",
+                        name,
+                        Verb.DELETE,
+                        "remove",
+                        "--volumes: its data is deleted",
+                        conn,
+                        (),
+                        containers,
+                        RemoveWork(name, name, 0),
+                    )
+                )
+    warnings: tuple[str, ...] = ()
+    if machines and desired.machines:
+        warnings = ("--machines is handled by the machine layer",)
+    return Plan(stack, tuple(actions), warnings)
