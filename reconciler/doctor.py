@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.app import Connections, Settings, load_desired
-from reconciler.backends.machine_cli import KRUNKIT_FIX, ClientInfo
+from reconciler.backends.machine_cli import ClientInfo
+from reconciler.backends.machine_errors import KRUNKIT_FIX
 from reconciler.errors import PodformError
 from reconciler.hashing import LABEL_NAME, LABEL_STACK
 from reconciler.model import Desired, Workload

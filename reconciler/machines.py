@@ -15,13 +15,9 @@ import threading
 import time
 from typing import Any
 
-from reconciler.backends.machine_cli import (
-    ClientInfo,
-    MachineAlreadyRunning,
-    MachineCli,
-    Runner,
-    SubprocessRunner,
-)
+from reconciler.backends.machine_cli import ClientInfo, MachineCli
+from reconciler.backends.machine_errors import MachineAlreadyRunning
+from reconciler.backends.machine_runner import Runner, SubprocessRunner
 from reconciler.errors import PermanentError, PreflightFailed, TemporaryError
 from reconciler.machine_planner import plan_delete_machines, plan_machines
 from reconciler.model import Desired

@@ -15,24 +15,21 @@ from typing import Any
 
 import pytest
 
-from reconciler.backends.machine_cli import (
-    ClientInfo,
+from reconciler.backends.machine_cli import ClientInfo, MachineCli, parse_version
+from reconciler.backends.machine_errors import (
     ConnectionNameTaken,
     DiskShrinkRefused,
     KrunkitMissing,
     MachineAlreadyRunning,
-    MachineCli,
     MachineCommandFailed,
     MachineExists,
     MachineMustBeStopped,
     MachineNotFound,
     MachineWrongState,
     OnlyOneVmActive,
-    RunResult,
-    SubprocessRunner,
-    parse_version,
     translate_failure,
 )
+from reconciler.backends.machine_runner import RunResult, SubprocessRunner
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.observed import ObservedMachine
 

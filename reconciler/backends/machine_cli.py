@@ -14,15 +14,15 @@ stays what a user would type.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from reconciler.errors import PermanentError, PodformError, TemporaryError
+from reconciler.backends.machine_errors import translate_failure
+from reconciler.backends.machine_runner import Runner, RunResult
+from reconciler.errors import PermanentError
 from reconciler.observed import ObservedMachine
 
 MIB = 1024**2
@@ -38,167 +38,6 @@ TIMEOUT_INIT = 1800.0
 TIMEOUT_START = 600.0
 TIMEOUT_STOP = 180.0
 TIMEOUT_CHANGE = 300.0
-
-
-# --- running podman --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class Runner(Protocol):
-    """Runs one command (an argument list, never a shell line) and returns what it printed."""
-
-    def run(self, argv: list[str], env: dict[str, str] | None, timeout: float) -> RunResult: ...
-
-
-# What podman on the host needs from the caller's environment; everything else stays out, so a
-# stray DOCKER_HOST or CONTAINER_HOST cannot redirect a machine command.
-_PASS_NAMES = frozenset({"PATH", "HOME", "TMPDIR", "PODMAN_CONNECTIONS_CONF"})
-_PASS_PREFIXES = ("XDG_", "CONTAINERS_")
-
-
-class SubprocessRunner:
-    """The real Runner: subprocess with an argument list, no stdin, a minimal environment.
-
-    `passthrough_prefixes` lets more variables through (tests pass `FAKE_PODMAN_`).
-    """
-
-    def __init__(
-        self, passthrough_prefixes: Sequence[str] = (), base_env: Mapping[str, str] | None = None
-    ) -> None:
-        self._prefixes = _PASS_PREFIXES + tuple(passthrough_prefixes)
-        self._base_env = os.environ if base_env is None else base_env
-
-    def environment(self, extra: dict[str, str] | None) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in self._base_env.items()
-            if k in _PASS_NAMES or k.startswith(self._prefixes)
-        }
-        env.update(extra or {})
-        return env
-
-    def run(self, argv: list[str], env: dict[str, str] | None, timeout: float) -> RunResult:
-        try:
-            done = subprocess.run(
-                argv,
-                env=self.environment(env),
-                stdin=subprocess.DEVNULL,  # never a TTY: Podman must not prompt
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise TemporaryError(
-                f"`{shlex.join(argv)}` did not finish within {timeout:g}s"
-            ) from None
-        except OSError as e:
-            raise PermanentError(f"cannot run {argv[0]!r}: {e.strerror or e}") from None
-        return RunResult(done.returncode, done.stdout, done.stderr)
-
-
-# --- errors ----------------------------------------------------------------------------------
-
-
-class _CommandFailure(PodformError):
-    """Carries the failed command line and Podman's stderr for debugging."""
-
-    def __init__(self, message: str, command: str = "", stderr: str = "") -> None:
-        self.command = command
-        self.stderr = stderr
-        super().__init__(message)
-
-
-class MachineCommandFailed(_CommandFailure, PermanentError):
-    """A `podman machine` command failed in a way podform does not recognise."""
-
-
-class MachineNotFound(MachineCommandFailed):
-    """`<name>: VM does not exist` (on 5.x also when it exists under another provider)."""
-
-
-class MachineExists(MachineCommandFailed):
-    """init: the machine exists (5.x: in this provider; 6.x: in any provider)."""
-
-
-class ConnectionNameTaken(MachineExists):
-    """init: a system connection `<name>` or `<name>-root` exists, e.g. from another provider."""
-
-
-class MachineAlreadyRunning(MachineCommandFailed):
-    """start: the machine is already running."""
-
-
-class OnlyOneVmActive(MachineCommandFailed):
-    """start: on macOS another applehv/libkrun machine is starting or running."""
-
-
-class MachineMustBeStopped(MachineCommandFailed):
-    """set (or rm without -f) refused because the machine is running."""
-
-
-class DiskShrinkRefused(MachineCommandFailed):
-    """set --disk-size: the disk can only grow."""
-
-
-class KrunkitMissing(MachineCommandFailed):
-    """libkrun needs the krunkit helper, which Homebrew's podman does not bundle."""
-
-
-class ProviderUnsupported(MachineCommandFailed):
-    """The provider is unknown or not available on this OS."""
-
-
-class MachineWrongState(_CommandFailure, TemporaryError):
-    """The machine is between states (e.g. starting); a later pass may succeed."""
-
-
-class MachineBootFailed(_CommandFailure, TemporaryError):
-    """start: the VM did not reach the running state."""
-
-
-KRUNKIT_FIX = (
-    "libkrun machines need krunkit, which is not installed: "
-    "`brew tap slp/krun && brew install krunkit`, or install Podman with the .pkg installer "
-    "from podman.io, which bundles it"
-)
-
-# Podman's texts (pkg/machine/define/errors.go, shim/host.go, apple/apple.go), most specific
-# first: "system connection ... already exists" must win over "already exists".
-_KNOWN: tuple[tuple[str, type[_CommandFailure]], ...] = (
-    ("only one VM can be active at a time", OnlyOneVmActive),
-    ("VM does not exist", MachineNotFound),
-    ("already running", MachineAlreadyRunning),
-    ("unable to change settings unless vm is stopped", MachineMustBeStopped),
-    ("cannot be destroyed", MachineMustBeStopped),
-    ("new disk size must be larger than", DiskShrinkRefused),
-    ("system connection", ConnectionNameTaken),
-    ("already exists", MachineExists),
-    ('"krunkit": executable file not found', KrunkitMissing),
-    ("unknown VMType", ProviderUnsupported),
-    ("unsupported virtualization provider", ProviderUnsupported),
-    ("unsupported provider", ProviderUnsupported),
-    ("VM in wrong state to perform action", MachineWrongState),
-    ("did not transition into running state", MachineBootFailed),
-)
-
-
-def translate_failure(command: str, stderr: str) -> PodformError:
-    """Podman's `Error: ...` text (exit 125) -> the matching typed error."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error: ")]
-    detail = (errors or lines or ["no error message"])[-1]
-    for needle, cls in _KNOWN:
-        if needle in stderr:
-            message = KRUNKIT_FIX if cls is KrunkitMissing else detail
-            return cls(message, command, stderr)
-    return MachineCommandFailed(f"{detail} (command: {command})", command, stderr)
 
 
 @dataclass(frozen=True)
