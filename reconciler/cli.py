@@ -343,5 +343,5 @@ def _delete(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(report.apply_json(result), indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(report.apply_text(result, color=_color()))
+        sys.stdout.write(report.apply_text(result, color=_color(), what="Delete"))
     return EXIT_OK if result.ok else EXIT_FAIL

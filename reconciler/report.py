@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from reconciler.app import PassResult
 
 
-def apply_text(result: PassResult, color: bool = False) -> str:
+def apply_text(result: PassResult, color: bool = False, what: str = "Apply") -> str:
     plan = result.plan
     out = [plan.render(color=color, show_unchanged=False)]
     ex = result.execution
@@ -36,11 +36,8 @@ def apply_text(result: PassResult, color: bool = False) -> str:
             )
     changed = sum(1 for o in ex.outcomes.values() if o.changed)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    head = (
-        "Apply interrupted"
-        if ex.interrupted
-        else ("Apply failed" if ex.failed else "Apply complete")
-    )
+    state = "interrupted" if ex.interrupted else ("failed" if ex.failed else "complete")
+    head = f"{what} {state}"
     out.append(f"{head}: {changed} changed; {summary}.\n")
     return "".join(out)
 
