@@ -237,15 +237,7 @@ class MachineCli:
         no volumes means Podman's defaults (on macOS /Users, /private, /var/folders).
         """
         check_name(name)
-        argv = ["machine", "init"]
-        if cpus is not None:
-            argv += ["--cpus", str(cpus)]
-        if memory_mib is not None:
-            argv += ["--memory", str(memory_mib)]
-        if disk_gib is not None:
-            argv += ["--disk-size", str(disk_gib)]
-        if rootful is not None:
-            argv.append(f"--rootful={str(rootful).lower()}")
+        argv = ["machine", "init", *_setting_flags(cpus, memory_mib, disk_gib, rootful)]
         for volume in volumes:
             argv += ["--volume", volume]
         if provider and self.client_info().sees_all_providers:
@@ -277,17 +269,10 @@ class MachineCli:
     ) -> None:
         """`podman machine set` with only the given settings; the machine must be stopped."""
         check_name(name)
-        argv = ["machine", "set"]
-        if cpus is not None:
-            argv += ["--cpus", str(cpus)]
-        if memory_mib is not None:
-            argv += ["--memory", str(memory_mib)]
-        if disk_gib is not None:
-            argv += ["--disk-size", str(disk_gib)]
-        if rootful is not None:
-            argv.append(f"--rootful={str(rootful).lower()}")
-        if len(argv) == 2:
+        flags = _setting_flags(cpus, memory_mib, disk_gib, rootful)
+        if not flags:
             return
+        argv = ["machine", "set", *flags]
         self._change([*argv, name], provider, TIMEOUT_CHANGE)
 
     def rm(self, name: str, provider: str | None) -> None:
@@ -352,6 +337,22 @@ class MachineCli:
     def _display(self, argv: list[str], env: dict[str, str] | None) -> str:
         prefix = " ".join(f"{k}={v}" for k, v in (env or {}).items())
         return (prefix + " " if prefix else "") + shlex.join([self._podman, *argv])
+
+
+def _setting_flags(
+    cpus: int | None, memory_mib: int | None, disk_gib: int | None, rootful: bool | None
+) -> list[str]:
+    """init and set share these flags and units (MiB, GiB); None means "leave as is"."""
+    flags: list[str] = []
+    if cpus is not None:
+        flags += ["--cpus", str(cpus)]
+    if memory_mib is not None:
+        flags += ["--memory", str(memory_mib)]
+    if disk_gib is not None:
+        flags += ["--disk-size", str(disk_gib)]
+    if rootful is not None:
+        flags.append(f"--rootful={str(rootful).lower()}")
+    return flags
 
 
 def platform_default_provider(os_name: str, version: tuple[int, int, int]) -> str:
