@@ -388,11 +388,8 @@ class _Planner:
                 "this stack owns (use --allow-empty if that is what you want)"
             )
             return
-        if prune and not self.r.valid:
-            self.warnings.append(
-                "no usable inventory (first apply, or the file is missing or damaged): prune skipped this time"
-            )
         everything_else = tuple(a.id for a in self.actions)
+        left_alone = 0  # candidates kept because there is no inventory to prove ownership
         for conn in sorted(self.o.containers):
             for c in sorted(self.o.containers[conn], key=lambda c: c.name):
                 if c.labels.get(LABEL_STACK) != self.stack or c.name in wanted:
@@ -402,6 +399,7 @@ class _Planner:
                     continue
                 rec = self.r.containers.get(c.name)
                 if not self.r.valid:
+                    left_alone += 1
                     continue
                 if rec is None or rec.id != c.id:
                     self.warnings.append(
@@ -431,6 +429,13 @@ class _Planner:
                         RemoveWork(c.name, c.id, timeout),
                     )
                 )
+        if left_alone:
+            self.warnings.append(
+                f"no usable inventory (the file is missing or damaged): {left_alone} container(s) "
+                "with this stack's labels that are no longer wanted were left alone, since "
+                "nothing is deleted without a record that podform created it (prune skipped "
+                "this time)"
+            )
         if prune and self.r.valid:
             self._prune_images(everything_else)
 
