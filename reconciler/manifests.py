@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import math
 import os
 import re
 import sys
@@ -35,6 +34,7 @@ from typing import Any, BinaryIO, Final
 import yaml
 
 from reconciler.errors import InvalidInput, Issue, Location
+from reconciler.yamlcore import CORE, SCALAR_TAGS, ScalarError, resolve_plain, short_tag
 
 JsonPath = tuple[str | int, ...]
 
@@ -95,7 +95,6 @@ STDIN = "-"
 _LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = (
     yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 )
-_CORE = "tag:yaml.org,2002:"
 _ANCHORS = "anchors and aliases are not allowed"
 _NON_STRING_KEY = "mapping keys must be strings"
 _TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels"
@@ -106,98 +105,9 @@ _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 # Characters YAML 1.2 allows in a stream (c-printable); everything else is refused up front.
 _NON_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
-# YAML 1.2 core schema, https://yaml.org/spec/1.2.2/#1032-tag-resolution
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_DECIMAL = re.compile(r"[-+]?[0-9]+")
-_OCTAL = re.compile(r"0o[0-7]+")
-_HEX = re.compile(r"0x[0-9a-fA-F]+")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
-_INF_NAN = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
-# YAML 1.1 reads 0755 as octal 493, YAML 1.2 as decimal 755: whichever we picked, someone's file
-# mode or version string would silently change.
-_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
-_NUMBER_START = frozenset("0123456789+-.")
-
 _INVALID: Final = object()  # a value already reported as an issue
 _NO_KEY: Final = object()  # a mapping frame waiting for its next key
 _BAD_KEY: Final = object()  # the key was rejected: its value is walked but not stored
-
-
-class _ScalarError(ValueError):
-    """A scalar that cannot be given a type; the message is for the user."""
-
-
-def _number(text: str) -> int | float | None:
-    """The YAML 1.2 core int or float `text` denotes, else None (it is a string)."""
-    if _LEADING_ZERO.fullmatch(text):
-        digits = text.lstrip("+-")
-        sign = text[: len(text) - len(digits)]
-        plain = digits.lstrip("0") or "0"
-        hint = f"0o{plain}" if not sign and set(digits) <= set("01234567") else sign + plain
-        raise _ScalarError(f'ambiguous number {text}: quote it ("{text}") or write {hint}')
-    try:
-        if _DECIMAL.fullmatch(text):
-            return int(text)
-        if _OCTAL.fullmatch(text):
-            return int(text[2:], 8)
-        if _HEX.fullmatch(text):
-            return int(text[2:], 16)
-    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
-        raise _ScalarError(f"number {text[:20]}... has too many digits") from None
-    if _INF_NAN.fullmatch(text):
-        raise _ScalarError(f"{text} is not allowed: infinity and NaN are not JSON numbers")
-    if _FLOAT.fullmatch(text):
-        value = float(text)
-        if not math.isfinite(value):
-            raise _ScalarError(f"number {text} is out of range")
-        return value
-    return None
-
-
-def _plain(text: str) -> Any:
-    """An untagged plain scalar: null, bool, int or float by the YAML 1.2 core rules, else str."""
-    if text in _NULLS:
-        return None
-    if text in _BOOLS:
-        return _BOOLS[text]
-    if text[0] not in _NUMBER_START:  # most values are words: skip the number patterns
-        return text
-    number = _number(text)
-    return text if number is None else number
-
-
-def _tagged(name: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    def resolve(text: str) -> Any:
-        value = convert(text)
-        if value is _INVALID:
-            raise _ScalarError(f"'{text}' is not a valid !!{name}")
-        return value
-
-    return resolve
-
-
-def _as_int(text: str) -> Any:
-    number = _number(text)
-    return number if isinstance(number, int) else _INVALID
-
-
-def _as_float(text: str) -> Any:
-    number = _number(text)
-    return _INVALID if number is None else float(number)
-
-
-_SCALAR_TAGS: dict[str, Callable[[str], Any]] = {
-    _CORE + "str": str,
-    _CORE + "null": _tagged("null", lambda t: None if t in _NULLS else _INVALID),
-    _CORE + "bool": _tagged("bool", lambda t: _BOOLS.get(t, _INVALID)),
-    _CORE + "int": _tagged("int", _as_int),
-    _CORE + "float": _tagged("float", _as_float),
-}
-
-
-def _short_tag(tag: str) -> str:
-    return "!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag
 
 
 def _describe(value: object) -> str:
@@ -290,8 +200,8 @@ class _FileWalker:
             return False
         if event.anchor is not None:
             self._issue(_ANCHORS, location)
-        if event.tag is not None and event.tag != _CORE + ("map" if is_map else "seq"):
-            self._issue(f"tag '{_short_tag(event.tag)}' is not allowed", location)
+        if event.tag is not None and event.tag != CORE + ("map" if is_map else "seq"):
+            self._issue(f"tag '{short_tag(event.tag)}' is not allowed", location)
         path = self._child_path()
         if path is not None:
             self.positions[path] = location
@@ -300,15 +210,15 @@ class _FileWalker:
 
     def _scalar(self, event: yaml.ScalarEvent, location: Location) -> Any:
         if event.tag is None:  # quoted and block scalars are always strings
-            convert: Callable[[str], Any] = _plain if event.implicit[0] else str
-        elif event.tag in _SCALAR_TAGS:
-            convert = _SCALAR_TAGS[event.tag]
+            convert: Callable[[str], Any] = resolve_plain if event.implicit[0] else str
+        elif event.tag in SCALAR_TAGS:
+            convert = SCALAR_TAGS[event.tag]
         else:
-            self._issue(f"tag '{_short_tag(event.tag)}' is not allowed", location)
+            self._issue(f"tag '{short_tag(event.tag)}' is not allowed", location)
             return _INVALID
         try:
             return convert(event.value)
-        except _ScalarError as exc:
+        except ScalarError as exc:
             self._issue(str(exc), location)
             return _INVALID
 
