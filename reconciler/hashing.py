@@ -75,9 +75,10 @@ def spec_hash(spec: dict[str, Any]) -> str:
 
 def masked_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec as it may be written to disk or shown: secret-looking env values masked."""
-    out = dict(spec)
-    out["env"] = {k: mask(v) if is_secret_key(k) else v for k, v in spec.get("env", {}).items()}
-    return out
+    env = spec.get("env")
+    if not isinstance(env, dict):
+        return spec
+    return {**spec, "env": {k: mask(v) if is_secret_key(str(k)) else v for k, v in env.items()}}
 
 
 def stack_labels(stack: str, kind: str, name: str) -> dict[str, str]:

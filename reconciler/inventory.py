@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import LockHeld, PodformError
+from reconciler.hashing import masked_spec
 from reconciler.observed import Recorded, RecordedContainer
-from reconciler.redact import is_secret_key, mask
 
 VERSION = 1
 _POLL_SECONDS = 0.05  # how often a waiting lock() retries: a freed lock is taken quickly
@@ -74,15 +74,6 @@ def _check_owned_file(fd: int, path: Path, what: str) -> None:
         raise PodformError(f"{what} {path} is not a regular file")
     if st.st_uid != os.getuid():
         raise PodformError(f"{what} {path} is owned by uid {st.st_uid}, not by this user")
-
-
-def _masked_spec(spec: dict[str, object]) -> dict[str, object]:
-    """Last line of defence: the caller masks secrets, but no env secret may reach the disk."""
-    env = spec.get("env")
-    if not isinstance(env, dict):
-        return spec
-    masked = {k: mask(v) if is_secret_key(str(k)) else v for k, v in env.items()}
-    return {**spec, "env": masked}
 
 
 def _mappings(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -176,7 +167,7 @@ class Inventory:
                     "id": c.id,
                     "workload": c.workload,
                     "connection": c.connection,
-                    "spec": _masked_spec(c.spec),
+                    "spec": masked_spec(c.spec),  # last line of defence
                     "probe": c.probe,
                     "starts": c.starts,
                 }
