@@ -227,6 +227,7 @@ class Reconciler:
         self.emit = on_event or (lambda *a, **k: None)
         self.stop_event = stop_event or threading.Event()
         self.connections = Connections(settings)
+        self.observed = Observed()  # the snapshot of the last plan()
 
     def inventory(self, desired: Desired) -> Inventory:
         return Inventory(state_dir(self.settings.state_dir), desired.stack.name)
@@ -242,6 +243,7 @@ class Reconciler:
         plan = self.connections.machines.plan(
             desired, observed, recorded, content_hashes(desired), self.settings.plan, client
         )
+        self.observed = observed  # status reads the same snapshot
         return plan, recorded, problems
 
     def apply(self, desired: Desired, dry_run: bool = False) -> PassResult:

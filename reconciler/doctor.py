@@ -23,6 +23,7 @@ from typing import Any
 from reconciler.app import Connections, Settings, load_desired
 from reconciler.backends.machine_cli import ClientInfo
 from reconciler.backends.machine_errors import KRUNKIT_FIX
+from reconciler.drift import probe_failure
 from reconciler.errors import PodformError
 from reconciler.hashing import LABEL_NAME, LABEL_STACK
 from reconciler.model import Desired, Workload
@@ -255,7 +256,7 @@ def _probe(engine: Any, cname: str, mapping: str, probe: Any) -> Check:
         code, out = engine.exec(cname, list(probe.command), probe.timeout_s)
     except PodformError as exc:
         return Check(FAIL, check, str(exc))
-    if code != 0 or (probe.expect is not None and probe.expect not in out):
-        why = f"exit code {code}" if code != 0 else f"output lacks {probe.expect!r}"
-        return Check(FAIL, check, f"GPU not visible: `{' '.join(probe.command)}`: {why}")
+    failure = probe_failure(probe.command, probe.expect, code, out)
+    if failure:
+        return Check(FAIL, check, failure)
     return Check(OK, check, f"`{' '.join(probe.command)}` passed")

@@ -62,3 +62,14 @@ def field_changes(old: Any, new: Any, prefix: str = "") -> list[Change]:
             return [Change(prefix, short(old), short(new))]
         return [Change(prefix, old, new)]
     return []
+
+
+def probe_failure(command: tuple[str, ...], expect: str | None, code: int, output: str) -> str:
+    """Why a GPU probe failed ("" when it passed): a non-zero exit, or `expect` not in output."""
+    if code != 0:
+        why = f"exit code {code}"
+    elif expect is not None and expect not in output:
+        why = f"output lacks {expect!r}"
+    else:
+        return ""
+    return f"GPU not visible: `{' '.join(command)}`: {why}"

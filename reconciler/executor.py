@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from reconciler.backends.podman_api import BuildFailed
 from reconciler.buildcontext import context_tar
+from reconciler.drift import probe_failure
 from reconciler.errors import PermanentError, PodformError, TemporaryError
 from reconciler.hashing import LABEL_SPEC_HASH, spec_hash, workload_spec
 from reconciler.model import Workload
@@ -281,13 +282,11 @@ class Executor:
                 return engine.exec(ident, list(c), t)
 
             code, output = self._retrying(run_probe)
-            if code != 0 or (expect is not None and expect not in output):
-                why = f"exit code {code}" if code != 0 else f"output lacks {expect!r}"
+            failure = probe_failure(command, expect, code, output)
+            if failure:
                 outcome.status = DEGRADED
                 outcome.probe = "failed"
-                outcome.message = (
-                    f"degraded: GPU not visible (probe of {mapping} `{' '.join(command)}`: {why})"
-                )
+                outcome.message = f"degraded: {failure} (probe of {mapping})"
                 return outcome
             outcome.probe = "ok"
         return outcome

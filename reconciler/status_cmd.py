@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.app import Reconciler, Settings, load_desired
+from reconciler.drift import probe_failure
 from reconciler.errors import PodformError
 from reconciler.plan import ContainerWork
 
@@ -34,7 +35,8 @@ class Row:
 
 def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
     plan, _, problems = rec.plan(desired)
-    observed = {c.name: c for cs in _observed_containers(rec, plan) for c in cs}
+    # The snapshot the plan was made from: no second round of list calls.
+    observed = {c.name: c for cs in rec.observed.containers.values() for c in cs}
     rows: list[Row] = []
     for a in plan.actions:
         drift = "none" if not a.changes_something else f"{a.verb.value}: {a.reason}"
@@ -65,9 +67,9 @@ def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
             probe = "ok"
             for mapping, command, expect, timeout in a.work.probes:
                 code, output = engine.exec(c.id, list(command), timeout)
-                if code != 0 or (expect is not None and expect not in output):
-                    why = f"exit code {code}" if code else f"output lacks {expect!r}"
-                    probe = f"degraded: GPU not visible (probe of {mapping}: {why})"
+                failure = probe_failure(command, expect, code, output)
+                if failure:
+                    probe = f"degraded: {failure} (probe of {mapping})"
                     break
         if a.warnings:
             drift = "; ".join(a.warnings)
@@ -81,12 +83,6 @@ def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
         )
         rows.append(Row("Container", a.name, state, health, probe, drift, ready))
     return rows, problems + list(plan.errors) + list(plan.warnings)
-
-
-def _observed_containers(rec: Reconciler, plan: Any) -> list[list[Any]]:
-    keys = sorted({a.connection for a in plan.actions} | {""})
-    prefix = f"{plan.stack}-"
-    return [rec.connections.engine(k).list_containers(prefix) for k in keys]
 
 
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
