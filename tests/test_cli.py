@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,34 @@ def test_plan_text_has_terraform_style_symbols(
     assert f"Plan for stack '{stack_name}': 0 to create" in done.stdout
     data = json.loads(run_podform("plan", "-f", str(d), "--prune", "-o", "json").stdout)
     assert data["counts"]["replace"] == 1 and data["counts"]["delete"] == 1
+
+
+def test_colour_only_on_a_tty_and_never_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans are coloured on a terminal, plain when piped, and plain whenever NO_COLOR is set."""
+    from reconciler import cli
+    from reconciler.plan import Action, Plan, Verb
+
+    plan = Plan(
+        "s",
+        (
+            Action(
+                "Container/s-web-1",
+                "Container",
+                "s-web-1",
+                Verb.CREATE,
+                "create",
+                "container does not exist",
+            ),
+        ),
+    )
+    assert "\x1b[" in plan.render(color=True)
+    assert "\x1b[" not in plan.render(color=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert cli._color() is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli._color() is False
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert cli._color() is False

@@ -338,3 +338,47 @@ def test_repeated_starts_that_stop_again_become_a_crash_loop(tmp_path: Path) -> 
     assert (action.verb, action.operation) == (Verb.UNCHANGED, "none")
     assert "started 3 times" in action.warnings[0]
     assert "crash-looping" in p.render(show_unchanged=False)
+
+
+def pulled_stack(policy: str) -> str:
+    return (
+        STACK
+        + f"""---
+apiVersion: podform/v1
+kind: Image
+metadata: {{name: base}}
+spec:
+  ref: {IMAGE_REF}
+  pull: {{policy: {policy}}}
+"""
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "present", "want"),
+    [
+        ("IfNotPresent", True, ("unchanged", "none")),
+        ("IfNotPresent", False, ("create", "pull")),
+        ("Always", True, ("update", "pull")),
+        ("Always", False, ("create", "pull")),
+        ("Never", True, ("unchanged", "none")),
+    ],
+)
+def test_pull_policies(tmp_path: Path, policy: str, present: bool, want: tuple[str, str]) -> None:
+    """IfNotPresent pulls only a missing image, Always pulls every pass, Never never pulls."""
+    d = desired_from(tmp_path, pulled_stack(policy))
+    obs = (
+        observed() if present else Observed(containers={"": []}, images={"": []}, volumes={"": []})
+    )
+    p = plan(d, obs, Recorded(), {})
+    image = next(a for a in p.actions if a.kind == "Image")
+    assert (image.verb.value, image.operation) == want
+    assert not p.errors
+
+
+def test_pull_policy_never_with_missing_image_is_an_error(tmp_path: Path) -> None:
+    """Never + absent image: the plan fails naming the image instead of pulling."""
+    d = desired_from(tmp_path, pulled_stack("Never"))
+    empty = Observed(containers={"": []}, images={"": []}, volumes={"": []})
+    p = plan(d, empty, Recorded(), {})
+    assert p.errors == (f"image {IMAGE_REF} is not present and its pull policy is Never",)

@@ -1,0 +1,48 @@
+"""`podform delete` (volumes only when asked) and build progress in the logs, on real Podman."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import PodformRunner
+from podman_env import container_ids, podman_cli
+from test_apply_podman import ok, workload, write_stack
+from test_images_podman import app_stack, image_ref
+
+
+def volume_exists(name: str) -> bool:
+    return name in podman_cli("volume", "ls", "--format", "{{.Name}}").split()
+
+
+def test_delete_keeps_named_volumes_unless_asked(
+    run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """delete removes the declared containers and keeps the named volume; --volumes removes it."""
+    volume = f"{stack_name}-data"
+    d = write_stack(
+        tmp_path / "m", stack_name, workload("db", busybox_image, volumes=[f"{volume}:/data"])
+    )
+    ok(run_podform("apply", "-f", str(d)))
+    assert container_ids(stack_name) and volume_exists(volume)
+    done = run_podform("delete", "-f", str(d))
+    ok(done)
+    assert "Delete complete" in done.stdout
+    assert container_ids(stack_name) == {}
+    assert volume_exists(volume)
+    ok(run_podform("delete", "-f", str(d), "--volumes"))
+    assert not volume_exists(volume)
+
+
+def test_build_progress_is_logged_when_not_on_a_terminal(
+    run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """Off a TTY, each build output line arrives as a `progress` log event of its image."""
+    d = app_stack(tmp_path / "m", stack_name, busybox_image)
+    done = run_podform("apply", "-f", str(d), "--log-format", "json", "-vv")
+    ok(done)
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    lines = [e["line"] for e in events if e.get("event") == "progress"]
+    assert all(e["resource"] == "Image/app" for e in events if e.get("event") == "progress")
+    assert any("COPY app.txt /app.txt" in line for line in lines), lines
+    assert podman_cli("image", "exists", image_ref(stack_name, "app")) == ""
