@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.app import load_desired
+from reconciler.runtime.orchestrator import load_desired
 
 MANIFESTS = Path(__file__).parent.parent / "manifests"
 EXAMPLES = sorted(p.parent for p in MANIFESTS.rglob("*.yaml") if p.name == "stack.yaml")

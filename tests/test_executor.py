@@ -11,12 +11,20 @@ from typing import Any
 
 import pytest
 
-from reconciler.app import load_desired
+from reconciler.engine.observed import Observed, ObservedImage, Recorded
+from reconciler.engine.plan import Action, Plan, RemoveWork, Verb
+from reconciler.engine.planner import plan
 from reconciler.errors import PermanentError, TemporaryError
-from reconciler.executor import DEGRADED, FAILED, INTERRUPTED, OK, SKIPPED, Executor, RetryPolicy
-from reconciler.observed import Observed, ObservedImage, Recorded
-from reconciler.plan import Action, Plan, RemoveWork, Verb
-from reconciler.planner import plan
+from reconciler.runtime.executor import (
+    DEGRADED,
+    FAILED,
+    INTERRUPTED,
+    OK,
+    SKIPPED,
+    Executor,
+    RetryPolicy,
+)
+from reconciler.runtime.orchestrator import load_desired
 
 FAST = RetryPolicy(attempts=4, max_delay_s=5, initial_s=0.001, max_wait_s=0.01)
 IMAGE = "localhost/base:latest"

@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reconciler.buildcontext import content_hash, context_files, context_tar
-from reconciler.hashing import canonical_json, spec_hash, workload_spec
-from reconciler.model import (
+from reconciler.engine.hashing import canonical_json, spec_hash, workload_spec
+from reconciler.manifests.model import (
     Build,
     Dependency,
     Healthcheck,
@@ -19,6 +18,7 @@ from reconciler.model import (
     SecretRef,
     Workload,
 )
+from reconciler.runtime.buildcontext import content_hash, context_files, context_tar
 
 IMAGE_ID = "sha256:" + "c" * 64
 

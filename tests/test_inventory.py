@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import inventory as inventory_module
+from reconciler.engine.observed import Recorded, RecordedContainer
 from reconciler.errors import LockHeld, PodformError
-from reconciler.inventory import Inventory, state_dir
-from reconciler.observed import Recorded, RecordedContainer
+from reconciler.runtime import inventory as inventory_module
+from reconciler.runtime.inventory import Inventory, state_dir
 
 STACK = "demo"
 
@@ -262,7 +262,7 @@ def test_concurrent_saves_leave_valid_json(tmp_path: Path) -> None:
 
 HOLDER = """
 import pathlib, sys, time
-from reconciler.inventory import Inventory
+from reconciler.runtime.inventory import Inventory
 directory, ready, go = (pathlib.Path(a) for a in sys.argv[1:4])
 with Inventory(directory, "demo").lock():
     ready.touch()

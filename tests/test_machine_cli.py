@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from reconciler.backends.machine_cli import ClientInfo, MachineCli, parse_version
-from reconciler.backends.machine_errors import (
+from reconciler.engine.observed import ClientInfo, ObservedMachine
+from reconciler.errors import PermanentError, TemporaryError
+from reconciler.runtime.backends.machine_cli import MachineCli, parse_version
+from reconciler.runtime.backends.machine_errors import (
     ConnectionNameTaken,
     DiskShrinkRefused,
     KrunkitMissing,
@@ -29,9 +31,7 @@ from reconciler.backends.machine_errors import (
     OnlyOneVmActive,
     translate_failure,
 )
-from reconciler.backends.machine_runner import RunResult, SubprocessRunner
-from reconciler.errors import PermanentError, TemporaryError
-from reconciler.observed import ObservedMachine
+from reconciler.runtime.backends.machine_runner import RunResult, SubprocessRunner
 
 FAKE = Path(__file__).parent / "fake_podman" / "podman"
 VERSIONS = ["5.8.2", "6.0.1"]

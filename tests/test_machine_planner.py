@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.app import load_desired
-from reconciler.backends.machine_cli import ClientInfo
-from reconciler.machine_planner import DESTROYS, plan_delete_machines, plan_machines
-from reconciler.model import Desired
-from reconciler.observed import ObservedMachine
-from reconciler.plan import Action, MachineWork, PlanOptions, Verb
+from reconciler.engine.machine_planner import DESTROYS, plan_delete_machines, plan_machines
+from reconciler.engine.observed import ClientInfo, ObservedMachine
+from reconciler.engine.plan import Action, MachineWork, PlanOptions, Verb
+from reconciler.manifests.model import Desired
+from reconciler.runtime.orchestrator import load_desired
 
 MAC = ClientInfo((5, 8, 2), "darwin", "arm64", "applehv")
 SPEC = {"provider": "libkrun", "cpus": 4, "memory": "8GiB", "diskSize": "100GiB",

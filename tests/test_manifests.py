@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from reconciler.errors import InvalidInput, Location
-from reconciler.manifests import Document, load_manifests, manifest_files
+from reconciler.manifests.loader import Document, load_manifests, manifest_files
 
 MIB = 1024 * 1024
 
@@ -360,7 +360,7 @@ def test_nesting_of_65_levels_is_refused_at_the_65th() -> None:
 DEEP_SCRIPT = """
 import io, sys, time
 from reconciler.errors import InvalidInput
-from reconciler.manifests import load_manifests
+from reconciler.manifests.loader import load_manifests
 data = sys.stdin.buffer.read()
 start = time.perf_counter()
 try:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.app import load_desired
-from reconciler.hashing import (
+from reconciler.engine.hashing import (
     LABEL_CONTENT_HASH,
     LABEL_NAME,
     LABEL_REPLICA,
@@ -17,8 +16,7 @@ from reconciler.hashing import (
     spec_hash,
     workload_spec,
 )
-from reconciler.model import Desired
-from reconciler.observed import (
+from reconciler.engine.observed import (
     Observed,
     ObservedContainer,
     ObservedImage,
@@ -26,8 +24,10 @@ from reconciler.observed import (
     Recorded,
     RecordedContainer,
 )
-from reconciler.plan import Plan, PlanOptions, Verb
-from reconciler.planner import plan
+from reconciler.engine.plan import Plan, PlanOptions, Verb
+from reconciler.engine.planner import plan
+from reconciler.manifests.model import Desired
+from reconciler.runtime.orchestrator import load_desired
 
 IMAGE_REF = "localhost/base:latest"
 IMAGE_ID = "sha256:" + "a" * 64

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from reconciler import policy
 from reconciler.errors import Issue, Location
-from reconciler.manifests import Document
-from reconciler.policy import (
+from reconciler.manifests import policy
+from reconciler.manifests.loader import Document
+from reconciler.manifests.policy import (
     PRIVILEGE_FIX,
     check_policy,
     find_repo_root,

@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.app import load_desired
-from reconciler.backends.machine_cli import ClientInfo
-from reconciler.model import Desired
-from reconciler.observed import ObservedMachine
-from reconciler.preflight import preflight
+from reconciler.engine.observed import ClientInfo, ObservedMachine
+from reconciler.engine.preflight import preflight
+from reconciler.manifests.model import Desired
+from reconciler.runtime.orchestrator import load_desired
 
 MAC5 = ClientInfo((5, 8, 2), "darwin", "arm64", "applehv")
 MAC6 = ClientInfo((6, 0, 1), "darwin", "arm64", "libkrun")

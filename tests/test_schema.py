@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from reconciler import schema
 from reconciler.errors import InvalidInput, Issue, Location
-from reconciler.manifests import Document, JsonPath, load_manifests
+from reconciler.manifests import schema
+from reconciler.manifests.loader import Document, JsonPath, load_manifests
 from reconciler.redact import MASK, is_secret_key, is_secret_path, mask, redact
 
 REPO_SCHEMAS = Path(__file__).parent.parent / "schemas"
@@ -668,7 +668,7 @@ def test_redact_masks_values_under_secret_keys_only() -> None:
 
 def test_importing_the_schema_module_does_not_import_jsonschema() -> None:
     """jsonschema is imported on first validation only (podform --version stays fast)."""
-    code = "import sys, reconciler.schema; print('jsonschema' in sys.modules)"
+    code = "import sys, reconciler.manifests.schema; print('jsonschema' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.app import load_desired
 from reconciler.errors import InvalidInput
+from reconciler.runtime.orchestrator import load_desired
 
 VALID = """apiVersion: podform/v1
 kind: Workload
@@ -24,7 +24,7 @@ def test_unchanged_valid_set_skips_jsonschema(tmp_path: Path) -> None:
     cache = tmp_path / "state"
     load_desired([str(tmp_path / "m.yaml")], cache_dir=cache)
     probe = (
-        "import sys; from pathlib import Path; from reconciler.app import load_desired; "
+        "import sys; from pathlib import Path; from reconciler.runtime.orchestrator import load_desired; "
         f"load_desired([{str(tmp_path / 'm.yaml')!r}], cache_dir=Path({str(cache)!r})); "
         "print('jsonschema' in sys.modules)"
     )

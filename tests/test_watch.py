@@ -23,10 +23,10 @@ import pytest
 import yaml
 from podman_env import container_ids, container_state, podman_cli
 
-from reconciler.app import PassResult, load_desired
+from reconciler.cli.watch import GIT_POLL_S, Rejected, Snapshot, Watcher, _blank, watch_roots
+from reconciler.engine.plan import Plan
 from reconciler.errors import PodmanUnreachable
-from reconciler.plan import Plan
-from reconciler.watch import GIT_POLL_S, Rejected, Snapshot, Watcher, _blank, watch_roots
+from reconciler.runtime.orchestrator import PassResult, load_desired
 
 LogLine = dict[str, Any]
 
@@ -316,7 +316,7 @@ def test_a_snapshot_is_taken_only_between_two_equal_reads(
                 f.write("# more\n")
         return load_desired(paths)
 
-    monkeypatch.setattr("reconciler.watch.load_desired", load_while_writing)
+    monkeypatch.setattr("reconciler.cli.watch.load_desired", load_while_writing)
     snap = watcher.read_snapshot()
     assert isinstance(snap, Snapshot) and snap.desired.workloads
     writes = iter(range(10**6))

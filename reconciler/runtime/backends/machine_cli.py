@@ -17,13 +17,12 @@ import json
 import re
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from reconciler.backends.machine_errors import translate_failure
-from reconciler.backends.machine_runner import Runner, RunResult
+from reconciler.engine.observed import ClientInfo, ObservedMachine
 from reconciler.errors import PermanentError
-from reconciler.observed import ObservedMachine
+from reconciler.runtime.backends.machine_errors import translate_failure
+from reconciler.runtime.backends.machine_runner import Runner, RunResult
 
 MIB = 1024**2
 GIB = 1024**3
@@ -38,26 +37,6 @@ TIMEOUT_INIT = 1800.0
 TIMEOUT_START = 600.0
 TIMEOUT_STOP = 180.0
 TIMEOUT_CHANGE = 300.0
-
-
-@dataclass(frozen=True)
-class ClientInfo:
-    """The local podman client: its version, host OS/arch and the provider it uses by default."""
-
-    version: tuple[int, int, int]
-    os: str  # darwin | linux | windows
-    arch: str  # arm64 | amd64
-    default_provider: str  # what `init` uses without a provider (5.x applehv, 6.x libkrun)
-
-    @property
-    def sees_all_providers(self) -> bool:
-        """Podman 6 finds machines of every provider; 5.x only those of the current one."""
-        return self.version >= (6, 0, 0)
-
-    @property
-    def has_all_providers_flag(self) -> bool:
-        """`machine list --all-providers` exists from 5.3.0 and was removed in 6.0."""
-        return (5, 3, 0) <= self.version < (6, 0, 0)
 
 
 def parse_version(text: str) -> tuple[int, int, int]:

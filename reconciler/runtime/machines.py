@@ -15,16 +15,16 @@ import threading
 import time
 from typing import Any
 
-from reconciler.backends.machine_cli import ClientInfo, MachineCli
-from reconciler.backends.machine_errors import MachineAlreadyRunning
-from reconciler.backends.machine_runner import Runner, SubprocessRunner
+from reconciler.engine.machine_planner import plan_delete_machines, plan_machines
+from reconciler.engine.observed import ClientInfo, Observed, ObservedMachine, Recorded
+from reconciler.engine.plan import Action, ContainerWork, MachineWork, Plan, PlanOptions, Verb
+from reconciler.engine.planner import plan as make_plan
+from reconciler.engine.preflight import needs_client, preflight
 from reconciler.errors import PermanentError, PreflightFailed, TemporaryError
-from reconciler.machine_planner import plan_delete_machines, plan_machines
-from reconciler.model import Desired
-from reconciler.observed import Observed, ObservedMachine, Recorded
-from reconciler.plan import Action, ContainerWork, MachineWork, Plan, PlanOptions, Verb
-from reconciler.planner import plan as make_plan
-from reconciler.preflight import needs_client, preflight
+from reconciler.manifests.model import Desired
+from reconciler.runtime.backends.machine_cli import MachineCli
+from reconciler.runtime.backends.machine_errors import MachineAlreadyRunning
+from reconciler.runtime.backends.machine_runner import Runner, SubprocessRunner
 
 # A started machine's API socket can take a moment to appear (gvproxy comes up after the VM).
 SOCKET_WAIT_S = 60.0

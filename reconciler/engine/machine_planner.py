@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.backends.machine_cli import ClientInfo
-from reconciler.model import Desired, Machine
-from reconciler.observed import ObservedMachine
-from reconciler.plan import Action, Change, MachineWork, PlanOptions, Verb, machine_action_id
+from reconciler.engine.observed import ClientInfo, ObservedMachine
+from reconciler.engine.plan import Action, Change, MachineWork, PlanOptions, Verb, machine_action_id
+from reconciler.manifests.model import Desired, Machine
 
 DESTROYS = "destroys every image, container and volume inside the machine"
 

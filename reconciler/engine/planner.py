@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.drift import crash_loop, field_changes, short
-from reconciler.hashing import (
+from reconciler.engine.drift import crash_loop, field_changes, short
+from reconciler.engine.hashing import (
     LABEL_CONTENT_HASH,
     LABEL_NAME,
     LABEL_REPLICA,
@@ -22,14 +22,13 @@ from reconciler.hashing import (
     stack_labels,
     workload_spec,
 )
-from reconciler.model import Desired, Image, Workload
-from reconciler.observed import (
+from reconciler.engine.observed import (
     Observed,
     ObservedContainer,
     ObservedImage,
     Recorded,
 )
-from reconciler.plan import (
+from reconciler.engine.plan import (
     Action,
     Change,
     ContainerWork,
@@ -43,6 +42,7 @@ from reconciler.plan import (
     image_action_id,
     volume_action_id,
 )
+from reconciler.manifests.model import Desired, Image, Workload
 
 
 @dataclass

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from reconciler.model import Workload
+from reconciler.manifests.model import Workload
 from reconciler.redact import is_secret_key, mask
 
 LABEL_STACK = "io.podform.stack"

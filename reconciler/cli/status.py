@@ -13,10 +13,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.app import Reconciler, Settings, load_desired
-from reconciler.drift import probe_failure
+from reconciler.engine.drift import probe_failure
+from reconciler.engine.plan import ContainerWork
 from reconciler.errors import PodformError
-from reconciler.plan import ContainerWork
+from reconciler.runtime.orchestrator import Reconciler, Settings, load_desired
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Final
 import yaml
 
 from reconciler.errors import InvalidInput, Issue, Location
-from reconciler.yamlcore import CORE, SCALAR_TAGS, ScalarError, resolve_plain, short_tag
+from reconciler.manifests.yamlcore import CORE, SCALAR_TAGS, ScalarError, resolve_plain, short_tag
 
 JsonPath = tuple[str | int, ...]
 

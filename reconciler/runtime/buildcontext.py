@@ -18,8 +18,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.hashing import canonical_json, sha256_hex
-from reconciler.model import Build
+from reconciler.engine.hashing import canonical_json, sha256_hex
+from reconciler.manifests.model import Build
 
 IGNORE_FILES = (".containerignore", ".dockerignore")
 

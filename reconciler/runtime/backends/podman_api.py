@@ -15,10 +15,10 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from reconciler.backends import unix_http
+from reconciler.engine.observed import ObservedContainer, ObservedImage, ObservedVolume
 from reconciler.errors import PermanentError, PodmanUnreachable, TemporaryError
-from reconciler.model import Workload
-from reconciler.observed import ObservedContainer, ObservedImage, ObservedVolume
+from reconciler.manifests.model import Workload
+from reconciler.runtime.backends import unix_http
 
 if TYPE_CHECKING:
     import requests

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import Issue
-from reconciler.manifests import Document
+from reconciler.manifests.loader import Document
 
 PRIVILEGE_FIX = "privileged containers need the Stack's spec.policy.allowPrivileged: true"
 

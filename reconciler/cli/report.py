@@ -9,7 +9,7 @@ import sys
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reconciler.app import PassResult
+    from reconciler.runtime.orchestrator import PassResult
 
 
 def apply_text(result: PassResult, color: bool = False, what: str = "Apply") -> str:
@@ -67,7 +67,7 @@ class EventPrinter:
     """Executor events -> structured log lines; build output streamed on a TTY."""
 
     def __init__(self, stream: IO[str] = sys.stderr, live: bool = True) -> None:
-        from reconciler import log
+        from reconciler.cli import log
 
         self.stream = stream
         self.live = live and stream.isatty()

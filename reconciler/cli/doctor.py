@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.app import Connections, Settings, load_desired
-from reconciler.backends.machine_cli import ClientInfo
-from reconciler.backends.machine_errors import KRUNKIT_FIX
-from reconciler.drift import probe_failure
+from reconciler.engine.drift import probe_failure
+from reconciler.engine.hashing import LABEL_NAME, LABEL_STACK
+from reconciler.engine.observed import ClientInfo, ObservedMachine
 from reconciler.errors import PodformError
-from reconciler.hashing import LABEL_NAME, LABEL_STACK
-from reconciler.model import Desired, Workload
-from reconciler.observed import ObservedMachine
+from reconciler.manifests.model import Desired, Workload
+from reconciler.runtime.backends.machine_errors import KRUNKIT_FIX
+from reconciler.runtime.orchestrator import Connections, Settings, load_desired
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 CDI_DIRS = (Path("/etc/cdi"), Path("/var/run/cdi"))  # containers.conf cdi_spec_dirs default

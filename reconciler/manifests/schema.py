@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import InvalidInput, Issue
-from reconciler.manifests import Document
+from reconciler.manifests.loader import Document
 from reconciler.redact import MASK, is_secret_path, redact
 
 KINDS: tuple[str, ...] = ("Stack", "Machine", "Image", "DeviceMapping", "Workload")
@@ -33,7 +33,8 @@ _COMMON = "common"
 
 # Next to the package in an installed wheel (the build force-includes schemas/ there), else
 # the repository's top-level schemas/ for a source checkout or an editable install.
-_SCHEMA_DIRS = (Path(__file__).parent / "schemas", Path(__file__).parent.parent / "schemas")
+_PACKAGE = Path(__file__).parent.parent
+_SCHEMA_DIRS = (_PACKAGE / "schemas", _PACKAGE.parent / "schemas")
 
 _COMBINATORS = frozenset({"oneOf", "anyOf"})
 # Keywords through which other subschemas can evaluate an object's properties.

@@ -97,3 +97,23 @@ class Recorded:
     images: dict[str, dict[str, str]] = field(default_factory=dict)  # by Image name
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)  # by "<connection>:<name>"
     machines: dict[str, dict[str, object]] = field(default_factory=dict)  # by Machine name
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """The local podman client: its version, host OS/arch and the provider it uses by default."""
+
+    version: tuple[int, int, int]
+    os: str  # darwin | linux | windows
+    arch: str  # arm64 | amd64
+    default_provider: str  # what `init` uses without a provider (5.x applehv, 6.x libkrun)
+
+    @property
+    def sees_all_providers(self) -> bool:
+        """Podman 6 finds machines of every provider; 5.x only those of the current one."""
+        return self.version >= (6, 0, 0)
+
+    @property
+    def has_all_providers_flag(self) -> bool:
+        """`machine list --all-providers` exists from 5.3.0 and was removed in 6.0."""
+        return (5, 3, 0) <= self.version < (6, 0, 0)

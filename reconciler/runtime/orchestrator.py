@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from reconciler.engine.hashing import masked_spec
+from reconciler.engine.observed import Observed, Recorded, RecordedContainer
+from reconciler.engine.plan import Action, ContainerWork, ImageWork, Plan, PlanOptions, Verb
+from reconciler.engine.planner_delete import plan_delete
 from reconciler.errors import InvalidInput, Issue, PodmanUnreachable, TemporaryError
-from reconciler.executor import DEGRADED, OK, Execution, Executor, Outcome
-from reconciler.hashing import masked_spec
-from reconciler.inventory import Inventory, state_dir
-from reconciler.machines import MachineLayer, record_machine
-from reconciler.model import Desired, build_desired
-from reconciler.observed import Observed, Recorded, RecordedContainer
-from reconciler.plan import Action, ContainerWork, ImageWork, Plan, PlanOptions, Verb
-from reconciler.planner_delete import plan_delete
+from reconciler.manifests.model import Desired, build_desired
+from reconciler.runtime.executor import DEGRADED, OK, Execution, Executor, Outcome
+from reconciler.runtime.inventory import Inventory, state_dir
+from reconciler.runtime.machines import MachineLayer, record_machine
 
 EventSink = Callable[..., None]
 
@@ -49,8 +49,8 @@ def load_desired(
     bytes-level data, same schemas, same podform) skips jsonschema, whose import and
     compilation are a large share of a no-op apply. References and policy are always checked.
     """
-    from reconciler.manifests import load_manifests
-    from reconciler.schema import validate_documents
+    from reconciler.manifests.loader import load_manifests
+    from reconciler.manifests.schema import validate_documents
 
     docs = load_manifests(paths, stdin=stdin)
     key = _validation_key(docs) if cache_dir else ""
@@ -69,8 +69,8 @@ _VALIDATED_KEEP = 16
 
 def _validation_key(docs: Sequence[Any]) -> str:
     from reconciler import __version__
-    from reconciler.hashing import canonical_json, sha256_hex
-    from reconciler.schema import schema_dir
+    from reconciler.engine.hashing import canonical_json, sha256_hex
+    from reconciler.manifests.schema import schema_dir
 
     schemas = b"".join(p.read_bytes() for p in sorted(schema_dir().glob("*.json")))
     data = canonical_json([[d.file, d.data] for d in docs])
@@ -108,7 +108,7 @@ class Connections:
     """Podman API clients per connection key ("" = default; else a machine's socket)."""
 
     def __init__(self, settings: Settings) -> None:
-        from reconciler.backends.podman_api import default_url
+        from reconciler.runtime.backends.podman_api import default_url
 
         self.settings = settings
         self.default_url = settings.url or default_url()
@@ -122,7 +122,7 @@ class Connections:
         return self.machines.url(key)
 
     def engine(self, key: str) -> Any:
-        from reconciler.backends.podman_api import PodmanApi
+        from reconciler.runtime.backends.podman_api import PodmanApi
 
         with self._lock:
             if key not in self._engines:
@@ -195,7 +195,7 @@ def _first_call(call: Callable[[], Any], budget_s: float = 5.0) -> Any:
 
 
 def content_hashes(desired: Desired) -> dict[str, str]:
-    from reconciler.buildcontext import content_hash
+    from reconciler.runtime.buildcontext import content_hash
 
     return {i.name: content_hash(i.build) for i in desired.images.values() if i.build is not None}
 
@@ -362,6 +362,6 @@ def _starts_in_a_row(action: Action, prev: RecordedContainer | None) -> int:
 
 
 def manifest_paths(paths: Sequence[str]) -> list[Path]:
-    from reconciler.manifests import manifest_files
+    from reconciler.manifests.loader import manifest_files
 
     return manifest_files(paths)

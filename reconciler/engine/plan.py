@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from reconciler.model import Build, Workload
+from reconciler.manifests.model import Build, Workload
 
 
 class Verb(StrEnum):

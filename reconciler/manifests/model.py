@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler import units
 from reconciler.errors import InvalidInput, Issue, Location
-from reconciler.manifests import Document
-from reconciler.policy import check_policy, is_bind_source, normalize_host_path
+from reconciler.manifests import units
+from reconciler.manifests.loader import Document
+from reconciler.manifests.policy import check_policy, is_bind_source, normalize_host_path
 
 DEFAULT_STACK = "default"
 DEFAULT_CONNECTION = ""  # key of the default Podman API (no machine)

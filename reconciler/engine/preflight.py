@@ -10,10 +10,9 @@ libkrun gives containers a GPU (krunkit's virtio-gpu with Venus; applehv has non
 
 from __future__ import annotations
 
-from reconciler.backends.machine_cli import ClientInfo
-from reconciler.machine_planner import effective_provider
-from reconciler.model import Desired
-from reconciler.observed import ObservedMachine
+from reconciler.engine.machine_planner import effective_provider
+from reconciler.engine.observed import ClientInfo, ObservedMachine
+from reconciler.manifests.model import Desired
 
 NATIVE = "native"  # a DeviceMapping provider meaning "no machine: the host's own Podman"
 LIBKRUN_MAX_MEMORY_MIB = 61440

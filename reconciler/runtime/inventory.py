@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.engine.hashing import masked_spec
+from reconciler.engine.observed import Recorded, RecordedContainer
 from reconciler.errors import LockHeld, PodformError
-from reconciler.hashing import masked_spec
-from reconciler.observed import Recorded, RecordedContainer
 
 VERSION = 1
 _POLL_SECONDS = 0.05  # how often a waiting lock() retries: a freed lock is taken quickly

@@ -6,10 +6,9 @@ volumes and machines are only touched when asked (`--volumes`, `--machines`).
 
 from __future__ import annotations
 
-from reconciler.hashing import LABEL_NAME, LABEL_STACK
-from reconciler.model import Desired
-from reconciler.observed import Observed, Recorded
-from reconciler.plan import (
+from reconciler.engine.hashing import LABEL_NAME, LABEL_STACK
+from reconciler.engine.observed import Observed, Recorded
+from reconciler.engine.plan import (
     Action,
     Plan,
     RemoveWork,
@@ -18,6 +17,7 @@ from reconciler.plan import (
     image_action_id,
     volume_action_id,
 )
+from reconciler.manifests.model import Desired
 
 
 def plan_delete(

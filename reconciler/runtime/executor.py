@@ -15,13 +15,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from reconciler.backends.podman_api import BuildFailed
-from reconciler.buildcontext import context_tar
-from reconciler.drift import probe_failure
-from reconciler.errors import PermanentError, PodformError, TemporaryError
-from reconciler.hashing import LABEL_SPEC_HASH, spec_hash, workload_spec
-from reconciler.model import Workload
-from reconciler.plan import (
+from reconciler.engine.drift import probe_failure
+from reconciler.engine.hashing import LABEL_SPEC_HASH, spec_hash, workload_spec
+from reconciler.engine.plan import (
     Action,
     ContainerWork,
     ImageWork,
@@ -31,6 +27,10 @@ from reconciler.plan import (
     Verb,
     VolumeWork,
 )
+from reconciler.errors import PermanentError, PodformError, TemporaryError
+from reconciler.manifests.model import Workload
+from reconciler.runtime.backends.podman_api import BuildFailed
+from reconciler.runtime.buildcontext import context_tar
 
 T = TypeVar("T")
 

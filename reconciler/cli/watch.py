@@ -25,10 +25,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reconciler.app import Reconciler, Settings, load_desired, manifest_paths
 from reconciler.errors import InvalidInput, PodformError
-from reconciler.model import Desired
-from reconciler.units import format_seconds, seconds
+from reconciler.manifests.model import Desired
+from reconciler.manifests.units import format_seconds, seconds
+from reconciler.runtime.orchestrator import Reconciler, Settings, load_desired, manifest_paths
 
 STABLE_TRIES = 10  # reads of a snapshot that keeps changing before the pass is deferred
 STEP_S = 0.05  # pause between the two reads of the stability check
@@ -364,9 +364,9 @@ class Watcher:
 
 def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     """`podform watch`: pass now, on file change and every interval, until SIGINT/SIGTERM."""
-    from reconciler import log as logging_setup
-    from reconciler import report
-    from reconciler.inventory import state_dir
+    from reconciler.cli import log as logging_setup
+    from reconciler.cli import report
+    from reconciler.runtime.inventory import state_dir
 
     log = logging_setup.get()
     try:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.observed import ObservedContainer, RecordedContainer
-from reconciler.plan import Change
+from reconciler.engine.observed import ObservedContainer, RecordedContainer
+from reconciler.engine.plan import Change
 
 # A container that Podman has restarted this often (or podform has started this often in a
 # row) and that is not up is left alone and reported: starting it every pass would hide the

@@ -172,8 +172,8 @@ def _write_debug_log(exc: BaseException, args: argparse.Namespace) -> str:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from reconciler.app import Settings
-    from reconciler.plan import PlanOptions
+    from reconciler.engine.plan import PlanOptions
+    from reconciler.runtime.orchestrator import Settings
 
     return Settings(
         url=args.url,
@@ -195,11 +195,11 @@ def _color() -> bool:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "schema":
-        from reconciler.schema import schema_text
+        from reconciler.manifests.schema import schema_text
 
         print(schema_text(args.kind))
         return EXIT_OK
-    from reconciler import log
+    from reconciler.cli import log
 
     verbosity = -1 if args.quiet else args.verbose + (1 if args.command == "watch" else 0)
     log.configure(args.log_format, verbosity)
@@ -210,25 +210,25 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "apply":
         return _apply(args)
     if args.command == "status":
-        from reconciler.status_cmd import run_status
+        from reconciler.cli.status import run_status
 
         return run_status(args, _settings(args))
     if args.command == "delete":
         return _delete(args)
     if args.command == "watch":
-        from reconciler.watch import run_watch
+        from reconciler.cli.watch import run_watch
 
         return run_watch(args, _settings(args))
     if args.command == "doctor":
-        from reconciler.doctor import run_doctor
+        from reconciler.cli.doctor import run_doctor
 
         return run_doctor(args, _settings(args))
     raise AssertionError(args.command)
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from reconciler.app import load_desired
-    from reconciler.inventory import state_dir
+    from reconciler.runtime.inventory import state_dir
+    from reconciler.runtime.orchestrator import load_desired
 
     # `validate` always runs the schemas; the other commands may reuse a previous verdict.
     cache = None if args.command == "validate" else state_dir(args.state_dir)
@@ -251,7 +251,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from reconciler.app import Reconciler
+    from reconciler.runtime.orchestrator import Reconciler
 
     desired = _load(args)
     rec = Reconciler(_settings(args))
@@ -301,8 +301,8 @@ class _Interrupts:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from reconciler import report
-    from reconciler.app import Reconciler
+    from reconciler.cli import report
+    from reconciler.runtime.orchestrator import Reconciler
 
     desired = _load(args)
     with _Interrupts() as interrupts:
@@ -326,8 +326,8 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    from reconciler import report
-    from reconciler.app import Reconciler
+    from reconciler.cli import report
+    from reconciler.runtime.orchestrator import Reconciler
 
     desired = _load(args)
     with _Interrupts() as interrupts:
