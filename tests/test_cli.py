@@ -166,17 +166,17 @@ def test_plan_text_has_terraform_style_symbols(
 def test_colour_only_on_a_tty_and_never_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
     """Plans are coloured on a terminal, plain when piped, and plain whenever NO_COLOR is set."""
     from reconciler.cli import main as cli
-    from reconciler.engine.plan import Action, Plan, Verb
+    from reconciler.engine.plan import Action, Kind, Operation, Plan, Verb
 
     plan = Plan(
         "s",
         (
             Action(
                 "Container/s-web-1",
-                "Container",
+                Kind.CONTAINER,
                 "s-web-1",
                 Verb.CREATE,
-                "create",
+                Operation.CREATE,
                 "container does not exist",
             ),
         ),

@@ -11,18 +11,14 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.observed import Observed, ObservedImage, Recorded
-from reconciler.engine.plan import Action, Plan, RemoveWork, Verb
+from reconciler.engine.observed import Observed, ObservedImage, ProbeResult, Recorded
+from reconciler.engine.plan import Action, Kind, Operation, Plan, RemoveWork, Verb
 from reconciler.engine.planner import plan
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.runtime.executor import (
-    DEGRADED,
-    FAILED,
-    INTERRUPTED,
-    OK,
-    SKIPPED,
     Executor,
     RetryPolicy,
+    Status,
 )
 from reconciler.runtime.orchestrator import load_desired
 
@@ -135,7 +131,9 @@ def test_dependencies_run_first(tmp_path: Path) -> None:
     p = stack_plan(tmp_path, wl("db") + wl("api", "  dependsOn: [db]\n"))
     e = ScriptedEngine()
     result = Executor(Conns(e), retry=FAST).run(p)
-    assert {k: (o.status, o.message) for k, o in result.outcomes.items() if o.status != OK} == {}
+    assert {
+        k: (o.status, o.message) for k, o in result.outcomes.items() if o.status != Status.OK
+    } == {}
     order = [c for c in e.calls if c[0] in ("create", "start")]
     assert order.index(("start", "id-s-db-1")) < order.index(("create", "s-api-1"))
 
@@ -155,7 +153,7 @@ def test_transient_errors_are_retried(tmp_path: Path) -> None:
     e = ScriptedEngine()
     e.fail["s-web-1"] = [TemporaryError("connection refused"), TemporaryError("HTTP 500")]
     result = Executor(Conns(e), retry=FAST).run(p)
-    assert result.outcomes["Container/s-web-1"].status == OK
+    assert result.outcomes["Container/s-web-1"].status == Status.OK
 
 
 def test_retries_are_bounded(tmp_path: Path) -> None:
@@ -164,7 +162,7 @@ def test_retries_are_bounded(tmp_path: Path) -> None:
     e = ScriptedEngine()
     e.fail["s-web-1"] = [TemporaryError("still down")] * 10
     result = Executor(Conns(e), retry=FAST).run(p)
-    assert result.outcomes["Container/s-web-1"].status == FAILED
+    assert result.outcomes["Container/s-web-1"].status == Status.FAILED
     assert len(e.fail["s-web-1"]) == 10 - FAST.attempts
 
 
@@ -174,11 +172,11 @@ def test_permanent_errors_are_not_retried_and_skip_dependents_not_siblings(tmp_p
     e = ScriptedEngine()
     e.fail["s-db-1"] = [PermanentError("bad request"), PermanentError("bad request")]
     result = Executor(Conns(e), retry=FAST).run(p)
-    assert result.outcomes["Container/s-db-1"].status == FAILED
+    assert result.outcomes["Container/s-db-1"].status == Status.FAILED
     assert len(e.fail["s-db-1"]) == 1  # tried once
-    assert result.outcomes["Container/s-api-1"].status == SKIPPED
+    assert result.outcomes["Container/s-api-1"].status == Status.SKIPPED
     assert "s-db-1" in result.outcomes["Container/s-api-1"].message
-    assert result.outcomes["Container/s-other-1"].status == OK
+    assert result.outcomes["Container/s-other-1"].status == Status.OK
     assert result.failed
 
 
@@ -188,10 +186,10 @@ def test_deletes_run_only_after_everything_else_succeeded(tmp_path: Path) -> Non
     everything = tuple(a.id for a in base.actions)
     delete = Action(
         "Container/s-old-1",
-        "Container",
+        Kind.CONTAINER,
         "s-old-1",
         Verb.DELETE,
-        "remove",
+        Operation.REMOVE,
         "prune",
         "",
         (),
@@ -202,10 +200,10 @@ def test_deletes_run_only_after_everything_else_succeeded(tmp_path: Path) -> Non
     e = ScriptedEngine()
     e.fail["s-web-1"] = [PermanentError("no")]
     result = Executor(Conns(e), retry=FAST).run(p)
-    assert result.outcomes["Container/s-old-1"].status == SKIPPED
+    assert result.outcomes["Container/s-old-1"].status == Status.SKIPPED
     assert ("remove", "id-old") not in e.calls
     e2 = ScriptedEngine()
-    assert Executor(Conns(e2), retry=FAST).run(p).outcomes["Container/s-old-1"].status == OK
+    assert Executor(Conns(e2), retry=FAST).run(p).outcomes["Container/s-old-1"].status == Status.OK
     assert e2.calls[-1] == ("remove", "id-old")
 
 
@@ -217,12 +215,14 @@ def test_interrupt_finishes_running_and_starts_nothing_new(tmp_path: Path) -> No
     stop = threading.Event()
     threading.Timer(0.05, stop.set).start()
     result = Executor(Conns(e), stop_event=stop, retry=FAST).run(p)
-    assert result.outcomes["Container/s-a-1"].status == OK
-    assert result.outcomes["Container/s-b-1"].status == INTERRUPTED
+    assert result.outcomes["Container/s-a-1"].status == Status.OK
+    assert result.outcomes["Container/s-b-1"].status == Status.INTERRUPTED
     assert result.interrupted
 
 
-@pytest.mark.parametrize(("output", "status"), [("card0 renderD128", OK), ("llvmpipe", DEGRADED)])
+@pytest.mark.parametrize(
+    ("output", "status"), [("card0 renderD128", Status.OK), ("llvmpipe", Status.DEGRADED)]
+)
 def test_probe_decides_degraded(tmp_path: Path, output: str, status: str) -> None:
     """After start the mapping's probe runs; a missing expect text marks the action degraded."""
     mapping = (
@@ -235,6 +235,6 @@ def test_probe_decides_degraded(tmp_path: Path, output: str, status: str) -> Non
     e.probe_output = output
     o = Executor(Conns(e), retry=FAST).run(p).outcomes["Container/s-web-1"]
     assert o.status == status
-    assert o.probe == ("ok" if status == OK else "failed")
-    if status == DEGRADED:
+    assert o.probe == (ProbeResult.PASSED if status is Status.OK else ProbeResult.FAILED)
+    if status == Status.DEGRADED:
         assert "GPU not visible" in o.message

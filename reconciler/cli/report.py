@@ -8,6 +8,9 @@ from __future__ import annotations
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from reconciler.engine.plan import Operation
+from reconciler.runtime.executor import Event, Status
+
 if TYPE_CHECKING:
     from reconciler.runtime.orchestrator import PassResult
 
@@ -30,7 +33,11 @@ def apply_text(result: PassResult, color: bool = False, what: str = "Apply") -> 
         if o is None:
             continue
         counts[o.status] = counts.get(o.status, 0) + 1
-        if action.changes_something or o.status != "ok" or action.operation == "probe":
+        if (
+            action.changes_something
+            or o.status is not Status.OK
+            or action.operation is Operation.PROBE
+        ):
             out.append(
                 f"  {o.status:<11} {action.kind} {action.name}: {o.message} ({o.seconds:.1f}s)\n"
             )
@@ -76,19 +83,19 @@ class EventPrinter:
     def __call__(self, event: str, **kw: Any) -> None:
         action = kw.get("action")
         name = f"{action.kind}/{action.name}" if action is not None else ""
-        if event == "progress":
+        if event == Event.PROGRESS:
             if self.live:
                 print(f"  [{action.name if action else ''}] {kw.get('line', '')}", file=self.stream)
             else:
                 self.log.debug("progress", resource=name, line=kw.get("line", ""))
-        elif event == "start":
+        elif event == Event.START:
             self.log.info(
                 "action started", resource=name, operation=action.operation if action else ""
             )
-        elif event == "done":
+        elif event == Event.DONE:
             o = kw["outcome"]
-            level = self.log.info if o.status == "ok" else self.log.warning
-            if action is not None and (action.changes_something or o.status != "ok"):
+            level = self.log.info if o.status is Status.OK else self.log.warning
+            if action is not None and (action.changes_something or o.status is not Status.OK):
                 level(
                     "action finished",
                     resource=name,
@@ -97,7 +104,7 @@ class EventPrinter:
                     message=o.message,
                     seconds=round(o.seconds, 3),
                 )
-        elif event == "skipped":
+        elif event == Event.SKIPPED:
             self.log.warning("action skipped", resource=name, reason=kw.get("reason", ""))
-        elif event == "retry":
+        elif event == Event.RETRY:
             self.log.info("retrying", attempt=kw.get("attempt"), error=kw.get("error"))

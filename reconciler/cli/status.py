@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.engine.drift import probe_failure
-from reconciler.engine.plan import ContainerWork
+from reconciler.engine.plan import ContainerWork, Kind, Verb
 from reconciler.errors import PodformError
 from reconciler.runtime.orchestrator import Reconciler, Settings, load_desired
 
@@ -40,12 +40,12 @@ def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
     for a in plan.actions:
         drift = "none" if not a.changes_something else f"{a.verb.value}: {a.reason}"
-        if a.kind != "Container" or not isinstance(a.work, ContainerWork):
+        if a.kind is not Kind.CONTAINER or not isinstance(a.work, ContainerWork):
             rows.append(
                 Row(
                     a.kind,
                     a.name,
-                    "present" if a.verb.value != "create" else "missing",
+                    "present" if a.verb is not Verb.CREATE else "missing",
                     "-",
                     "-",
                     drift,
@@ -81,7 +81,7 @@ def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
             and health in ("-", "healthy")
             and probe in ("-", "ok")
         )
-        rows.append(Row("Container", a.name, state, health, probe, drift, ready))
+        rows.append(Row(Kind.CONTAINER, a.name, state, health, probe, drift, ready))
     return rows, problems + list(plan.errors) + list(plan.warnings)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from reconciler.errors import InvalidInput, PodformError
 from reconciler.manifests.model import Desired
 from reconciler.manifests.units import format_seconds, seconds
+from reconciler.runtime.executor import Status
 from reconciler.runtime.orchestrator import Reconciler, Settings, load_desired, manifest_paths
 
 STABLE_TRIES = 10  # reads of a snapshot that keeps changing before the pass is deferred
@@ -289,7 +290,9 @@ class Watcher:
                 f"{a.verb.value} {a.id}: {a.reason}" + "".join(f"; {c}" for c in a.changes)
                 for a in result.plan.pending()
             ],
-            failed=sorted(k for k, o in ex.outcomes.items() if o.status != "ok") if ex else [],
+            failed=sorted(k for k, o in ex.outcomes.items() if o.status is not Status.OK)
+            if ex
+            else [],
             errors=[*result.plan.errors, *result.problems],
         )
 

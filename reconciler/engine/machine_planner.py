@@ -12,7 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.engine.observed import ClientInfo, ObservedMachine
-from reconciler.engine.plan import Action, Change, MachineWork, PlanOptions, Verb, machine_action_id
+from reconciler.engine.plan import (
+    Action,
+    Change,
+    Kind,
+    MachineWork,
+    Operation,
+    PlanOptions,
+    Verb,
+    machine_action_id,
+)
 from reconciler.manifests.model import Desired, Machine
 
 DESTROYS = "destroys every image, container and volume inside the machine"
@@ -76,18 +85,18 @@ def _machine(
 
     def act(
         verb: Verb,
-        op: str,
+        op: Operation,
         reason: str,
         changes: tuple[Change, ...] = (),
         work: MachineWork | None = None,
         warnings: tuple[str, ...] = (),
     ) -> Action:
-        return Action(aid, "Machine", m.name, verb, op, reason, "", changes, (), work, warnings)
+        return Action(aid, Kind.MACHINE, m.name, verb, op, reason, "", changes, (), work, warnings)
 
     if found is None:
         work = MachineWork(m.name, provider or None, init_settings(m), start_after=start)
         then = ", then start it" if start else " (left stopped)"
-        return act(Verb.CREATE, "init", f"machine does not exist: init{then}", (), work), ""
+        return act(Verb.CREATE, Operation.INIT, f"machine does not exist: init{then}", (), work), ""
 
     recreate = _recreate_changes(m, found, record)
     if recreate:
@@ -102,7 +111,7 @@ def _machine(
                 f"machine {m.name}: {what} changed; applying it {DESTROYS}. "
                 f"Re-run with --allow-recreate to accept that, or restore the old {what}"
             )
-        return act(Verb.REPLACE, "replace", reason, recreate, work), error
+        return act(Verb.REPLACE, Operation.REPLACE, reason, recreate, work), error
 
     interrupted = _interrupted(desired, m.name)
     set_changes, settings = _set_changes(m, found)
@@ -115,7 +124,7 @@ def _machine(
         if running and interrupted:
             reason += f"; interrupts {interrupted}"
         work = MachineWork(m.name, provider, settings, start_after=start, stop_first=running)
-        return act(Verb.UPDATE, "set", reason, set_changes, work), ""
+        return act(Verb.UPDATE, Operation.SET, reason, set_changes, work), ""
 
     state_change = (Change("state", found.state, m.state),)
     if found.state == "starting":
@@ -123,20 +132,20 @@ def _machine(
             f"machine {m.name} reports starting but not running; if it stays so, recover with "
             f"`podman machine stop {m.name}`"
         )
-        return act(Verb.UNCHANGED, "none", "machine is starting", warnings=(warning,)), ""
+        return act(Verb.UNCHANGED, Operation.NONE, "machine is starting", warnings=(warning,)), ""
     if start and found.state != "running":
         work = MachineWork(m.name, provider, {}, start_after=True)
-        return act(Verb.UPDATE, "start", "machine is stopped, should be running",
+        return act(Verb.UPDATE, Operation.START, "machine is stopped, should be running",
                    state_change, work), ""  # fmt: skip
     if not start and found.state == "running":
         reason = "machine is running, should be stopped" + (
             f"; interrupts {interrupted}" if interrupted else ""
         )
         work = MachineWork(m.name, provider, {}, stop_first=True)
-        return act(Verb.UPDATE, "stop", reason, state_change, work), ""
+        return act(Verb.UPDATE, Operation.STOP, reason, state_change, work), ""
     owner = "" if record else " (adopted: not created by podform)"
     summary = f"{found.cpus} cpus, {found.memory_mib} MiB, {found.disk_gib} GiB, {found.state}"
-    return act(Verb.UNCHANGED, "none", f"up to date ({summary}){owner}"), ""
+    return act(Verb.UNCHANGED, Operation.NONE, f"up to date ({summary}){owner}"), ""
 
 
 def _recreate_changes(
@@ -202,10 +211,10 @@ def plan_delete_machines(
         actions.append(
             Action(
                 machine_action_id(name),
-                "Machine",
+                Kind.MACHINE,
                 name,
                 Verb.DELETE,
-                "remove",
+                Operation.REMOVE,
                 f"--machines: created by podform; {DESTROYS}",
                 "",
                 (),

@@ -7,6 +7,7 @@ talks to Podman, so planner tests build Observed values by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal
 
 # Podman's container states that mean "the process is up".
@@ -77,13 +78,21 @@ class Observed:
     )  # connection key -> why it was not observed
 
 
+class ProbeResult(StrEnum):
+    """The last GPU probe podform ran in a container (kept in the inventory)."""
+
+    PASSED = "ok"
+    FAILED = "failed"
+    NOT_RUN = ""
+
+
 @dataclass(frozen=True)
 class RecordedContainer:
     id: str
     workload: str
     connection: str
     spec: dict[str, object]  # the last applied spec, secret values masked
-    probe: str = ""  # "ok" | "failed" | "" (never probed)
+    probe: ProbeResult = ProbeResult.NOT_RUN
     starts: int = 0  # starts by podform in a row that found it stopped again (crash loops)
 
 

@@ -28,7 +28,34 @@ SYMBOLS = {
     Verb.DELETE: "-",
     Verb.UNCHANGED: " ",
 }
-KIND_ORDER = ("Machine", "Image", "Volume", "Container")
+
+
+class Kind(StrEnum):
+    """What an action acts on; also the order `plan` prints the groups in."""
+
+    MACHINE = "Machine"
+    IMAGE = "Image"
+    VOLUME = "Volume"
+    CONTAINER = "Container"
+
+
+KIND_ORDER = tuple(Kind)
+
+
+class Operation(StrEnum):
+    """What the executor does for an action (the verb says what changes, this says how)."""
+
+    BUILD = "build"
+    PULL = "pull"
+    CREATE = "create"
+    START = "start"
+    STOP = "stop"
+    REPLACE = "replace"
+    REMOVE = "remove"
+    INIT = "init"
+    SET = "set"
+    PROBE = "probe"
+    NONE = "none"
 
 
 _COLORS = {
@@ -138,12 +165,10 @@ def machine_action_id(name: str) -> str:
 @dataclass(frozen=True)
 class Action:
     id: str  # unique: "Container/llm-web-1", "Image/web", "Volume/:models"
-    kind: str  # Machine | Image | Volume | Container
+    kind: Kind
     name: str  # what the user reads
     verb: Verb
-    operation: (
-        str  # build | pull | create | start | stop | replace | remove | init | set | probe | none
-    )
+    operation: Operation
     reason: str
     connection: str = ""  # "" = the default connection, else a machine name
     changes: tuple[Change, ...] = ()
@@ -186,12 +211,12 @@ class Plan:
             group = [a for a in shown if a.kind == kind]
             if not group:
                 continue
-            lines.append(f"{kind}s:" if kind != "Machine" else "Machines:")
+            lines.append(f"{kind}s:")
             for a in group:
                 symbol = SYMBOLS[a.verb]
                 where = f" (machine {a.connection})" if a.connection else ""
                 head = f"  {symbol:>3} {a.name:<{width}}  {a.verb.value}"
-                if a.operation not in ("none", a.verb.value):
+                if a.operation is not Operation.NONE and a.operation != a.verb.value:
                     head += f" ({a.operation})"
                 lines.append(_paint(f"{head}: {a.reason}{where}", a.verb, color))
                 lines.extend(f"        {c}" for c in a.changes)
@@ -217,10 +242,10 @@ class Plan:
             "actions": [
                 {
                     "id": a.id,
-                    "kind": a.kind,
+                    "kind": a.kind.value,
                     "name": a.name,
                     "action": a.verb.value,
-                    "operation": a.operation,
+                    "operation": a.operation.value,
                     "reason": a.reason,
                     "connection": a.connection or None,
                     "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in a.changes],

@@ -26,6 +26,7 @@ from reconciler.engine.observed import (
     Observed,
     ObservedContainer,
     ObservedImage,
+    ProbeResult,
     Recorded,
 )
 from reconciler.engine.plan import (
@@ -33,6 +34,8 @@ from reconciler.engine.plan import (
     Change,
     ContainerWork,
     ImageWork,
+    Kind,
+    Operation,
     Plan,
     PlanOptions,
     RemoveWork,
@@ -92,7 +95,7 @@ class _Planner:
     def run(self, machine_actions: list[Action]) -> Plan:
         self.actions.extend(machine_actions)
         self.machine_ids = {
-            a.name: a.id for a in machine_actions if a.kind == "Machine" and a.changes_something
+            a.name: a.id for a in machine_actions if a.kind is Kind.MACHINE and a.changes_something
         }
         for c, reason in sorted(self.o.errors.items()):
             where = f"machine {c}" if c else "the default connection"
@@ -131,10 +134,10 @@ class _Planner:
                 self._add(
                     Action(
                         aid,
-                        "Image",
+                        Kind.IMAGE,
                         image.name,
                         Verb.UNCHANGED,
-                        "none",
+                        Operation.NONE,
                         f"{image.ref} carries content hash {short(want)}",
                         conn,
                     )
@@ -152,7 +155,18 @@ class _Planner:
                 verb, reason = Verb.REPLACE, "build inputs changed"
             changes = (Change("content-hash", short(have) or None, short(want)),) if found else ()
             self._add(
-                Action(aid, "Image", image.name, verb, "build", reason, conn, changes, deps, work)
+                Action(
+                    aid,
+                    Kind.IMAGE,
+                    image.name,
+                    verb,
+                    Operation.BUILD,
+                    reason,
+                    conn,
+                    changes,
+                    deps,
+                    work,
+                )
             )
             self._mark_changing(key, aid)
             return
@@ -190,7 +204,11 @@ class _Planner:
     ) -> None:
         key = (conn, ref)
         if found is not None and policy != "Always":
-            self._add(Action(aid, "Image", name, Verb.UNCHANGED, "none", f"{ref} is present", conn))
+            self._add(
+                Action(
+                    aid, Kind.IMAGE, name, Verb.UNCHANGED, Operation.NONE, f"{ref} is present", conn
+                )
+            )
             self.images.ids[key] = found.id
             return
         if found is None and policy == "Never":
@@ -201,10 +219,10 @@ class _Planner:
             self._add(
                 Action(
                     aid,
-                    "Image",
+                    Kind.IMAGE,
                     name,
                     Verb.UPDATE,
-                    "pull",
+                    Operation.PULL,
                     "pull policy Always",
                     conn,
                     (),
@@ -218,10 +236,10 @@ class _Planner:
         self._add(
             Action(
                 aid,
-                "Image",
+                Kind.IMAGE,
                 name,
                 Verb.CREATE,
-                "pull",
+                Operation.PULL,
                 f"{ref} is not present",
                 conn,
                 (),
@@ -244,10 +262,10 @@ class _Planner:
             self._add(
                 Action(
                     aid,
-                    "Volume",
+                    Kind.VOLUME,
                     name,
                     Verb.CREATE,
-                    "create",
+                    Operation.CREATE,
                     f"named volume used by {', '.join(sorted(users))} does not exist",
                     conn,
                     (),
@@ -261,7 +279,11 @@ class _Planner:
                 if found.labels.get(LABEL_STACK) == self.stack
                 else " (not created by this stack; left as is)"
             )
-            self._add(Action(aid, "Volume", name, Verb.UNCHANGED, "none", f"exists{owner}", conn))
+            self._add(
+                Action(
+                    aid, Kind.VOLUME, name, Verb.UNCHANGED, Operation.NONE, f"exists{owner}", conn
+                )
+            )
 
     # --- containers ---------------------------------------------------------------------
     def _containers_on(self, conn: str) -> dict[str, ObservedContainer]:
@@ -327,26 +349,40 @@ class _Planner:
 
         def add(
             verb: Verb,
-            op: str,
+            op: Operation,
             reason: str,
             changes: tuple[Change, ...] = (),
             warnings: tuple[str, ...] = (),
         ) -> None:
             self._add(
                 Action(
-                    aid, "Container", cname, verb, op, reason, conn, changes, deps, work, warnings
+                    aid,
+                    Kind.CONTAINER,
+                    cname,
+                    verb,
+                    op,
+                    reason,
+                    conn,
+                    changes,
+                    deps,
+                    work,
+                    warnings,
                 )
             )
 
         if found is None:
             add(
                 Verb.CREATE,
-                "create",
+                Operation.CREATE,
                 "container does not exist" + ("" if w.state == "running" else " (created stopped)"),
             )
             return
         if image_changing:
-            add(Verb.REPLACE, "replace", f"image {w.image or w.image_ref} is being built or pulled")
+            add(
+                Verb.REPLACE,
+                Operation.REPLACE,
+                f"image {w.image or w.image_ref} is being built or pulled",
+            )
             return
         have_hash = found.labels.get(LABEL_SPEC_HASH, "")
         if have_hash != want_hash:
@@ -360,23 +396,27 @@ class _Planner:
                 reason = "spec changed (a sensitive value or the image id changed)"
             else:
                 reason = "spec changed"
-            add(Verb.REPLACE, "replace", reason, changes)
+            add(Verb.REPLACE, Operation.REPLACE, reason, changes)
             return
         crash = crash_loop(found, self.r.containers.get(cname), w.state == "running")
         if crash:
-            add(Verb.UNCHANGED, "none", "crash-looping: left as is", warnings=(crash,))
+            add(Verb.UNCHANGED, Operation.NONE, "crash-looping: left as is", warnings=(crash,))
             return
         if w.state == "running" and not found.running:
-            add(Verb.UPDATE, "start", f"container is {found.state}, should be running")
+            add(Verb.UPDATE, Operation.START, f"container is {found.state}, should be running")
             return
         if w.state == "stopped" and found.running:
-            add(Verb.UPDATE, "stop", "container is running, should be stopped")
+            add(Verb.UPDATE, Operation.STOP, "container is running, should be stopped")
             return
         rec = self.r.containers.get(cname)
-        if work.probes and found.running and (rec is None or rec.probe != "ok"):
-            add(Verb.UNCHANGED, "probe", "up to date; GPU probe has not passed yet, checking again")
+        if work.probes and found.running and (rec is None or rec.probe is not ProbeResult.PASSED):
+            add(
+                Verb.UNCHANGED,
+                Operation.PROBE,
+                "up to date; GPU probe has not passed yet, checking again",
+            )
             return
-        add(Verb.UNCHANGED, "none", f"up to date (spec {short(want_hash)})")
+        add(Verb.UNCHANGED, Operation.NONE, f"up to date (spec {short(want_hash)})")
 
     # --- deletes ------------------------------------------------------------------------
     def _scale_down_and_prune(self) -> None:
@@ -418,10 +458,10 @@ class _Planner:
                 self._add(
                     Action(
                         container_action_id(c.name),
-                        "Container",
+                        Kind.CONTAINER,
                         c.name,
                         Verb.DELETE,
-                        "remove",
+                        Operation.REMOVE,
                         reason,
                         conn,
                         (),
@@ -452,10 +492,10 @@ class _Planner:
             self._add(
                 Action(
                     image_action_id(conn, name),
-                    "Image",
+                    Kind.IMAGE,
                     name,
                     Verb.DELETE,
-                    "remove",
+                    Operation.REMOVE,
                     "no longer declared (prune)",
                     conn,
                     (),

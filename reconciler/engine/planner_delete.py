@@ -10,6 +10,8 @@ from reconciler.engine.hashing import LABEL_NAME, LABEL_STACK
 from reconciler.engine.observed import Observed, Recorded
 from reconciler.engine.plan import (
     Action,
+    Kind,
+    Operation,
     Plan,
     RemoveWork,
     Verb,
@@ -33,10 +35,10 @@ def plan_delete(
                 actions.append(
                     Action(
                         container_action_id(c.name),
-                        "Container",
+                        Kind.CONTAINER,
                         c.name,
                         Verb.DELETE,
-                        "remove",
+                        Operation.REMOVE,
                         "declared in the manifests being deleted",
                         w.connection,
                         work=RemoveWork(c.name, c.id, w.stop_timeout_s),
@@ -57,10 +59,10 @@ def plan_delete(
             actions.append(
                 Action(
                     image_action_id(image.connection, image.name),
-                    "Image",
+                    Kind.IMAGE,
                     image.name,
                     Verb.DELETE,
-                    "remove",
+                    Operation.REMOVE,
                     "built by podform for this stack",
                     image.connection,
                     (),
@@ -74,10 +76,10 @@ def plan_delete(
                 actions.append(
                     Action(
                         volume_action_id(conn, name),
-                        "Volume",
+                        Kind.VOLUME,
                         name,
                         Verb.DELETE,
-                        "remove",
+                        Operation.REMOVE,
                         "--volumes: its data is deleted",
                         conn,
                         (),

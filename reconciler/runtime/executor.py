@@ -13,15 +13,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from reconciler.engine.drift import probe_failure
 from reconciler.engine.hashing import LABEL_SPEC_HASH, spec_hash, workload_spec
+from reconciler.engine.observed import ProbeResult
 from reconciler.engine.plan import (
     Action,
     ContainerWork,
     ImageWork,
+    Kind,
     MachineWork,
+    Operation,
     Plan,
     RemoveWork,
     Verb,
@@ -34,7 +38,29 @@ from reconciler.runtime.buildcontext import context_tar
 
 T = TypeVar("T")
 
-OK, FAILED, SKIPPED, INTERRUPTED, DEGRADED = "ok", "failed", "skipped", "interrupted", "degraded"
+
+class Status(StrEnum):
+    """How one action ended; OK and DEGRADED count as done for its dependents."""
+
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+    DEGRADED = "degraded"  # done, but its probe failed
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (Status.OK, Status.DEGRADED)
+
+
+class Event(StrEnum):
+    """What the executor tells its `on_event` sink, with keyword details per event."""
+
+    START = "start"  # action=
+    PROGRESS = "progress"  # action=, line=
+    DONE = "done"  # action=, outcome=
+    SKIPPED = "skipped"  # action=, reason=
+    RETRY = "retry"  # attempt=, error=
 
 
 class Engine(Protocol):
@@ -74,12 +100,12 @@ class Connections(Protocol):
 
 @dataclass
 class Outcome:
-    status: str
+    status: Status
     message: str = ""
     container_id: str = ""
     image_id: str = ""
     spec: dict[str, Any] | None = None
-    probe: str = ""  # ok | failed | ""
+    probe: ProbeResult = ProbeResult.NOT_RUN
     seconds: float = 0.0
     changed: bool = False  # the action changed something in Podman
 
@@ -91,9 +117,7 @@ class Execution:
 
     @property
     def failed(self) -> bool:
-        return any(
-            o.status in (FAILED, DEGRADED, SKIPPED, INTERRUPTED) for o in self.outcomes.values()
-        )
+        return any(o.status is not Status.OK for o in self.outcomes.values())
 
     @property
     def changed(self) -> bool:
@@ -136,21 +160,25 @@ class Executor:
                     if any(d not in result.outcomes for d in deps):
                         continue
                     del pending[aid]
-                    bad = [d for d in deps if result.outcomes[d].status not in (OK, DEGRADED)]
+                    bad = [d for d in deps if not result.outcomes[d].status.succeeded]
                     if bad:
                         result.outcomes[aid] = Outcome(
-                            SKIPPED, f"skipped: {actions[bad[0]].name} did not succeed"
+                            Status.SKIPPED, f"skipped: {actions[bad[0]].name} did not succeed"
                         )
-                        self.emit("skipped", action=action, reason=result.outcomes[aid].message)
+                        self.emit(Event.SKIPPED, action=action, reason=result.outcomes[aid].message)
                     elif self.stop_event.is_set():
-                        result.outcomes[aid] = Outcome(INTERRUPTED, "not started: interrupted")
+                        result.outcomes[aid] = Outcome(
+                            Status.INTERRUPTED, "not started: interrupted"
+                        )
                         result.interrupted = True
                     else:
                         running[pool.submit(self._timed, action)] = aid
                 if not running:
                     if pending:  # unreachable deps (cycles are refused earlier); fail loudly
                         for aid in pending:
-                            result.outcomes[aid] = Outcome(FAILED, "dependencies never completed")
+                            result.outcomes[aid] = Outcome(
+                                Status.FAILED, "dependencies never completed"
+                            )
                         pending.clear()
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -166,37 +194,37 @@ class Executor:
         try:
             outcome = self._execute(action)
         except PodformError as exc:
-            outcome = Outcome(FAILED, str(exc))
+            outcome = Outcome(Status.FAILED, str(exc))
         except Exception as exc:  # a bug must fail one action, not hang the pool
-            outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}: {exc}")
+            outcome = Outcome(Status.FAILED, f"internal error: {type(exc).__name__}: {exc}")
         outcome.seconds = time.monotonic() - start
-        outcome.changed = action.changes_something and outcome.status in (OK, DEGRADED)
-        self.emit("done", action=action, outcome=outcome)
+        outcome.changed = action.changes_something and outcome.status.succeeded
+        self.emit(Event.DONE, action=action, outcome=outcome)
         return outcome
 
     # --- dispatch -----------------------------------------------------------------------
     def _execute(self, action: Action) -> Outcome:
-        if action.operation == "none":
+        if action.operation is Operation.NONE:
             return self._unchanged(action)
-        if action.kind == "Machine":
+        if action.kind is Kind.MACHINE:
             self._retrying(lambda: self.connections.machine(action))
-            return Outcome(OK, f"did {action.operation}")
+            return Outcome(Status.OK, f"did {action.operation}")
         engine = self.connections.engine(action.connection)
         work = action.work
-        self.emit("start", action=action)
-        if action.kind == "Image" and isinstance(work, ImageWork):
+        self.emit(Event.START, action=action)
+        if action.kind is Kind.IMAGE and isinstance(work, ImageWork):
             return self._image(engine, action, work)
         if isinstance(work, VolumeWork):
             self._retrying(lambda: engine.create_volume(work.name, work.labels))
-            return Outcome(OK, "did create")
+            return Outcome(Status.OK, "did create")
         if isinstance(work, RemoveWork):
             remove = {
-                "Container": lambda: engine.remove(work.id, work.stop_timeout_s),
-                "Image": lambda: engine.remove_image(work.id),
-                "Volume": lambda: engine.remove_volume(work.name),
+                Kind.CONTAINER: lambda: engine.remove(work.id, work.stop_timeout_s),
+                Kind.IMAGE: lambda: engine.remove_image(work.id),
+                Kind.VOLUME: lambda: engine.remove_volume(work.name),
             }[action.kind]
             self._retrying(remove)
-            return Outcome(OK, "did remove")
+            return Outcome(Status.OK, "did remove")
         if isinstance(work, ContainerWork):
             return self._container(engine, action, work)
         raise PermanentError(f"no way to {action.operation} a {action.kind}")
@@ -204,12 +232,12 @@ class Executor:
     def _unchanged(self, action: Action) -> Outcome:
         work = action.work
         if isinstance(work, ContainerWork):
-            return Outcome(OK, "unchanged", container_id=work.old_id)
-        return Outcome(OK, "unchanged")
+            return Outcome(Status.OK, "unchanged", container_id=work.old_id)
+        return Outcome(Status.OK, "unchanged")
 
     def _image(self, engine: Engine, action: Action, work: ImageWork) -> Outcome:
         def line(text: str) -> None:
-            self.emit("progress", action=action, line=text)
+            self.emit(Event.PROGRESS, action=action, line=text)
 
         if work.build is not None:
             build = work.build
@@ -222,22 +250,26 @@ class Executor:
                     )
                 )
             except BuildFailed as exc:
-                return Outcome(FAILED, str(exc))
-            return Outcome(OK, f"did build {work.ref}", image_id=image_id)
+                return Outcome(Status.FAILED, str(exc))
+            return Outcome(Status.OK, f"did build {work.ref}", image_id=image_id)
         image_id = self._retrying(lambda: engine.pull(work.ref, line))
-        return Outcome(OK, f"did pull {work.ref}", image_id=image_id)
+        return Outcome(Status.OK, f"did pull {work.ref}", image_id=image_id)
 
     def _container(self, engine: Engine, action: Action, work: ContainerWork) -> Outcome:
         w = work.workload
-        if action.operation == "stop":
+        if action.operation is Operation.STOP:
             self._retrying(lambda: engine.stop(work.old_id, w.stop_timeout_s))
-            return Outcome(OK, "did stop", container_id=work.old_id)
+            return Outcome(Status.OK, "did stop", container_id=work.old_id)
         self._wait_healthy(engine, work)
-        if action.operation == "start":
+        if action.operation is Operation.START:
             self._retrying(lambda: engine.start(work.old_id))
-            return self._probe(engine, work, Outcome(OK, "did start", container_id=work.old_id))
-        if action.operation == "probe":
-            return self._probe(engine, work, Outcome(OK, "unchanged", container_id=work.old_id))
+            return self._probe(
+                engine, work, Outcome(Status.OK, "did start", container_id=work.old_id)
+            )
+        if action.operation is Operation.PROBE:
+            return self._probe(
+                engine, work, Outcome(Status.OK, "unchanged", container_id=work.old_id)
+            )
         # create or replace: the image id is read now, since a build may just have made it.
         image_id = self._retrying(lambda: engine.image_id(w.image_ref))
         if not image_id:
@@ -248,7 +280,7 @@ class Executor:
             # Fast removal with init: true (the init process forwards SIGTERM at once).
             self._retrying(lambda: engine.remove(work.old_id, 2.0 if w.init else w.stop_timeout_s))
         cid = self._retrying(lambda: engine.create_container(work.name, w, image_id, labels))
-        outcome = Outcome(OK, f"did {action.operation}", container_id=cid, spec=spec)
+        outcome = Outcome(Status.OK, f"did {action.operation}", container_id=cid, spec=spec)
         if w.state == "running":
             self._retrying(lambda: engine.start(cid))
             return self._probe(engine, work, outcome, cid)
@@ -284,11 +316,11 @@ class Executor:
             code, output = self._retrying(run_probe)
             failure = probe_failure(command, expect, code, output)
             if failure:
-                outcome.status = DEGRADED
-                outcome.probe = "failed"
+                outcome.status = Status.DEGRADED
+                outcome.probe = ProbeResult.FAILED
                 outcome.message = f"degraded: {failure} (probe of {mapping})"
                 return outcome
-            outcome.probe = "ok"
+            outcome.probe = ProbeResult.PASSED
         return outcome
 
     def _retrying(self, call: Callable[[], T]) -> T:
@@ -311,15 +343,12 @@ class Executor:
 
 
 __all__ = [
-    "DEGRADED",
-    "FAILED",
-    "INTERRUPTED",
-    "OK",
-    "SKIPPED",
     "Connections",
     "Engine",
+    "Event",
     "Execution",
     "Executor",
     "MachineWork",
     "Outcome",
+    "Status",
 ]

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.engine.hashing import masked_spec
-from reconciler.engine.observed import Recorded, RecordedContainer
+from reconciler.engine.observed import ProbeResult, Recorded, RecordedContainer
 from reconciler.errors import LockHeld, PodformError
 
 VERSION = 1
 _POLL_SECONDS = 0.05  # how often a waiting lock() retries: a freed lock is taken quickly
 _CONTAINER_STRINGS = ("id", "workload", "connection", "probe")
+_PROBE_RESULTS = frozenset(p.value for p in ProbeResult)
 
 
 def state_dir(explicit: str | None) -> Path:
@@ -98,10 +99,14 @@ def _decode(data: object, stack: str) -> Recorded:
         strings = (ident, workload, connection, probe)
         if not isinstance(spec, dict) or not all(isinstance(v, str) for v in strings):
             raise ValueError(f"container {name!r} has malformed fields")
+        if probe not in _PROBE_RESULTS:
+            raise ValueError(f"container {name!r} has malformed fields")
         starts = c.get("starts", 0)
         if not isinstance(starts, int) or isinstance(starts, bool):
             raise ValueError(f"container {name!r} has malformed fields")
-        containers[name] = RecordedContainer(ident, workload, connection, spec, probe, starts)
+        containers[name] = RecordedContainer(
+            ident, workload, connection, spec, ProbeResult(probe), starts
+        )
     return Recorded(
         valid=True,
         containers=containers,

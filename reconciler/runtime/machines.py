@@ -17,7 +17,15 @@ from typing import Any
 
 from reconciler.engine.machine_planner import plan_delete_machines, plan_machines
 from reconciler.engine.observed import ClientInfo, Observed, ObservedMachine, Recorded
-from reconciler.engine.plan import Action, ContainerWork, MachineWork, Plan, PlanOptions, Verb
+from reconciler.engine.plan import (
+    Action,
+    ContainerWork,
+    MachineWork,
+    Operation,
+    Plan,
+    PlanOptions,
+    Verb,
+)
 from reconciler.engine.planner import plan as make_plan
 from reconciler.engine.preflight import needs_client, preflight
 from reconciler.errors import PermanentError, PreflightFailed, TemporaryError
@@ -168,7 +176,7 @@ class MachineLayer:
             return dataclasses.replace(
                 action,
                 verb=Verb.UPDATE,
-                operation="start",
+                operation=Operation.START,
                 reason=f"machine {conn} restarts: start it again",
             )
         return action

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from reconciler.engine.hashing import masked_spec
-from reconciler.engine.observed import Observed, Recorded, RecordedContainer
+from reconciler.engine.observed import Observed, ProbeResult, Recorded, RecordedContainer
 from reconciler.engine.plan import Action, ContainerWork, ImageWork, Plan, PlanOptions, Verb
 from reconciler.engine.planner_delete import plan_delete
 from reconciler.errors import InvalidInput, Issue, PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Desired, build_desired
-from reconciler.runtime.executor import DEGRADED, OK, Execution, Executor, Outcome
+from reconciler.runtime.executor import Execution, Executor, Outcome
 from reconciler.runtime.inventory import Inventory, state_dir
 from reconciler.runtime.machines import MachineLayer, record_machine
 
@@ -301,7 +301,7 @@ def record(before: Recorded, plan: Plan, execution: Execution) -> Recorded:
         after.machines = dict(before.machines)
     for action in plan.actions:
         outcome: Outcome | None = execution.outcomes.get(action.id)
-        if outcome is None or outcome.status not in (OK, DEGRADED):
+        if outcome is None or not outcome.status.succeeded:
             continue
         if action.verb is Verb.DELETE:
             if action.kind == "Container":
@@ -323,7 +323,9 @@ def record(before: Recorded, plan: Plan, execution: Execution) -> Recorded:
                 if outcome.spec is not None
                 else (prev.spec if prev else {})
             )
-            probe = outcome.probe or (prev.probe if prev and outcome.spec is None else "")
+            probe = outcome.probe or (
+                prev.probe if prev and outcome.spec is None else ProbeResult.NOT_RUN
+            )
             after.containers[action.name] = RecordedContainer(
                 outcome.container_id or work.old_id,
                 work.workload.name,
