@@ -34,9 +34,8 @@ from typing import Any, BinaryIO, Final
 import yaml
 
 from reconciler.errors import InvalidInput, Issue, Location
+from reconciler.manifests.jsonpath import JsonPath
 from reconciler.manifests.yamlcore import CORE, SCALAR_TAGS, ScalarError, resolve_plain, short_tag
-
-JsonPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler.errors import InvalidInput, Issue, Location
 from reconciler.manifests import units
+from reconciler.manifests.jsonpath import format_json_path
 from reconciler.manifests.loader import Document
 from reconciler.manifests.policy import check_policy, is_bind_source, normalize_host_path
 
@@ -199,8 +200,7 @@ class _Builder:
         self.by_kind: dict[str, dict[str, Document]] = {}
 
     def issue(self, doc: Document, path: Sequence[str | int], message: str) -> None:
-        json_path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-        self.issues.append(Issue(message, doc.locate(path), json_path, doc.subject))
+        self.issues.append(Issue(message, doc.locate(path), format_json_path(path), doc.subject))
 
     def build(self) -> Desired:
         self._index()

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import Issue
+from reconciler.manifests.jsonpath import JsonPath, format_json_path
 from reconciler.manifests.loader import Document
 
 PRIVILEGE_FIX = "privileged containers need the Stack's spec.policy.allowPrivileged: true"
@@ -73,7 +74,6 @@ _BLOCK_DEVICE_RE = re.compile(
 )
 MAX_CONTEXT_ENTRIES = 20_000
 
-JsonPath = tuple[str | int, ...]
 Finding = tuple[JsonPath, str]  # where in the document, and what is wrong there
 
 
@@ -112,15 +112,14 @@ def check_policy(docs: Sequence[Document], *, allow_privileged: bool) -> list[Is
     for doc in docs:
         issues.extend(
             Issue(
-                message, location=doc.locate(path), json_path=_json_path(path), subject=doc.subject
+                message,
+                location=doc.locate(path),
+                json_path=format_json_path(path),
+                subject=doc.subject,
             )
             for path, message in _check_document(doc, allow_privileged)
         )
     return issues
-
-
-def _json_path(path: JsonPath) -> str:
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import InvalidInput, Issue
+from reconciler.manifests.jsonpath import format_json_path
 from reconciler.manifests.loader import Document
 from reconciler.redact import MASK, is_secret_path, redact
 
@@ -50,7 +50,6 @@ _APPLICATORS = frozenset(
     }
 )
 _CLOSED = frozenset({"unevaluatedProperties", "additionalProperties"})
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 def schema_dir() -> Path:
@@ -207,19 +206,6 @@ def validate_document(doc: Document) -> list[Issue]:
                 seen.add(issue.json_path)
                 issues.append(issue)
     return issues
-
-
-def format_json_path(path: Iterable[str | int]) -> str:
-    """`$.spec.devices[0]`; keys that are not identifiers are quoted: `$.metadata.labels['a/b']`."""
-    out = "$"
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _IDENTIFIER.fullmatch(part):
-            out += f".{part}"
-        else:
-            out += f"[{part!r}]"
-    return out
 
 
 def _unknown_kind_message(kind: object) -> str:
