@@ -18,15 +18,14 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from reconciler.engine.drift import probe_failure
 from reconciler.engine.hashing import LABEL_NAME, LABEL_STACK
 from reconciler.engine.observed import ClientInfo, ObservedMachine
 from reconciler.errors import PodformError
-from reconciler.manifests.model import Desired, Workload
+from reconciler.manifests.model import Desired, Probe, Workload
 from reconciler.runtime.backends.machine_errors import KRUNKIT_FIX
 from reconciler.runtime.orchestrator import Connections, Settings, load_desired
+from reconciler.runtime.probes import Execs, first_failure
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 CDI_DIRS = (Path("/etc/cdi"), Path("/var/run/cdi"))  # containers.conf cdi_spec_dirs default
@@ -228,7 +227,7 @@ def _probes(
     desired: Desired, connections: Connections, machines: dict[str, ObservedMachine]
 ) -> Iterator[Check]:
     for w in sorted(desired.workloads.values(), key=lambda w: w.name):
-        probes = [desired.mappings[n] for n in w.mappings if desired.mappings[n].probe is not None]
+        probes = [(n, p) for n in w.mappings if (p := desired.mappings[n].probe) is not None]
         if not probes:
             continue
         if w.machine and machines.get(w.machine) is None:
@@ -245,17 +244,18 @@ def _probes(
         if not running:
             yield Check(WARN, f"probe {w.name}", "no running container to probe (apply first)")
         for cname in sorted(running):
-            for mapping in probes:
-                yield _probe(engine, cname, mapping.name, mapping.probe)
+            for mapping, probe in probes:
+                yield _probe(engine, cname, mapping, probe)
 
 
-def _probe(engine: Any, cname: str, mapping: str, probe: Any) -> Check:
+def _probe(engine: Execs, cname: str, mapping: str, probe: Probe) -> Check:
     check = f"probe {cname} ({mapping})"
     try:
-        code, out = engine.exec(cname, list(probe.command), probe.timeout_s)
+        failed = first_failure(
+            engine, cname, [(mapping, probe.command, probe.expect, probe.timeout_s)]
+        )
     except PodformError as exc:
         return Check(FAIL, check, str(exc))
-    failure = probe_failure(probe.command, probe.expect, code, out)
-    if failure:
-        return Check(FAIL, check, failure)
+    if failed:
+        return Check(FAIL, check, failed.why)
     return Check(OK, check, f"`{' '.join(probe.command)}` passed")

@@ -13,10 +13,11 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.engine.drift import probe_failure
+from reconciler.engine.observed import ProbeResult
 from reconciler.engine.plan import ContainerWork, Kind, Verb
 from reconciler.errors import PodformError
 from reconciler.runtime.orchestrator import Reconciler, Settings, load_desired
+from reconciler.runtime.probes import first_failure
 
 
 @dataclass
@@ -64,13 +65,8 @@ def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
             except PodformError as exc:
                 health = f"error: {exc}"
         if c and c.running and a.work.probes:
-            probe = "ok"
-            for mapping, command, expect, timeout in a.work.probes:
-                code, output = engine.exec(c.id, list(command), timeout)
-                failure = probe_failure(command, expect, code, output)
-                if failure:
-                    probe = f"degraded: {failure} (probe of {mapping})"
-                    break
+            failed = first_failure(engine, c.id, a.work.probes)
+            probe = str(failed) if failed else ProbeResult.PASSED.value
         if a.warnings:
             drift = "; ".join(a.warnings)
         should_run = w.state == "running"
@@ -79,7 +75,7 @@ def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
             and not a.warnings
             and (not should_run or (c is not None and c.running))
             and health in ("-", "healthy")
-            and probe in ("-", "ok")
+            and probe in ("-", ProbeResult.PASSED.value)
         )
         rows.append(Row(Kind.CONTAINER, a.name, state, health, probe, drift, ready))
     return rows, problems + list(plan.errors) + list(plan.warnings)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from reconciler.engine.drift import probe_failure
 from reconciler.engine.hashing import LABEL_SPEC_HASH, spec_hash, workload_spec
 from reconciler.engine.observed import ProbeResult
 from reconciler.engine.plan import (
@@ -35,6 +34,7 @@ from reconciler.errors import PermanentError, PodformError, TemporaryError
 from reconciler.manifests.model import Workload
 from reconciler.runtime.backends.podman_api import BuildFailed
 from reconciler.runtime.buildcontext import context_tar
+from reconciler.runtime.probes import first_failure
 
 T = TypeVar("T")
 
@@ -307,20 +307,15 @@ class Executor:
     def _probe(
         self, engine: Engine, work: ContainerWork, outcome: Outcome, cid: str = ""
     ) -> Outcome:
-        ident = cid or work.old_id
-        for mapping, command, expect, timeout in work.probes:
-
-            def run_probe(c: tuple[str, ...] = command, t: float = timeout) -> tuple[int, str]:
-                return engine.exec(ident, list(c), t)
-
-            code, output = self._retrying(run_probe)
-            failure = probe_failure(command, expect, code, output)
-            if failure:
-                outcome.status = Status.DEGRADED
-                outcome.probe = ProbeResult.FAILED
-                outcome.message = f"degraded: {failure} (probe of {mapping})"
-                return outcome
+        if not work.probes:
+            return outcome
+        failed = first_failure(engine, cid or work.old_id, work.probes, self._retrying)
+        if failed is None:
             outcome.probe = ProbeResult.PASSED
+        else:
+            outcome.status = Status.DEGRADED
+            outcome.probe = ProbeResult.FAILED
+            outcome.message = str(failed)
         return outcome
 
     def _retrying(self, call: Callable[[], T]) -> T:
