@@ -126,7 +126,8 @@ def test_client_info_from_version_when_it_answers(
 def test_client_info_from_version_with_a_running_machine(make_fake: MakeFake) -> None:
     """macOS with a machine running: `version` answers Client and Server; Client is used."""
     fake = make_fake("6.0.1")
-    fake.cli.init("m", "libkrun", 2, 2048, 10, False, [], now=True)
+    fake.cli.init("m", "libkrun", 2, 2048, 10, False, [])
+    fake.cli.start("m", "libkrun")
     fresh = MachineCli(str(FAKE), SubprocessRunner(("FAKE_PODMAN_",), base_env=fake.env))
     assert fresh.client_info() == ClientInfo((6, 0, 1), "darwin", "arm64", "libkrun")
 
@@ -195,7 +196,8 @@ def test_list_machines_when_none_exist(make_fake: MakeFake) -> None:
 def test_5x_names_the_provider_on_every_machine_call(make_fake: MakeFake) -> None:
     """5.8: discovery uses --all-providers; inspect and every change set the provider env."""
     fake = make_fake("5.8.2")
-    fake.cli.init("gpu", "libkrun", 4, 8192, 100, False, [], now=True)
+    fake.cli.init("gpu", "libkrun", 4, 8192, 100, False, [])
+    fake.cli.start("gpu", "libkrun")
     with pytest.raises(MachineMustBeStopped):  # refused while running, still names the provider
         fake.cli.set("gpu", "libkrun", memory_mib=4096)
     fake.cli.stop("gpu", "libkrun")
@@ -206,7 +208,8 @@ def test_5x_names_the_provider_on_every_machine_call(make_fake: MakeFake) -> Non
         (["version", "--format", "json"], None),
         (["machine", "info", "--format", "json"], None),
         (["machine", "init", "--cpus", "4", "--memory", "8192", "--disk-size", "100",
-          "--rootful=false", "--now", "gpu"], "libkrun"),
+          "--rootful=false", "gpu"], "libkrun"),
+        (["machine", "start", "--no-info", "gpu"], "libkrun"),
         (["machine", "set", "--memory", "4096", "gpu"], "libkrun"),
         (["machine", "stop", "gpu"], "libkrun"),
         (["machine", "list", "--all-providers", "--format", "json"], None),
@@ -218,7 +221,8 @@ def test_5x_names_the_provider_on_every_machine_call(make_fake: MakeFake) -> Non
 def test_6x_passes_init_provider_and_never_all_providers(make_fake: MakeFake) -> None:
     """6.0: init --provider, no provider env, no --all-providers, start never prompts."""
     fake = make_fake("6.0.1")
-    fake.cli.init("gpu", "applehv", 4, 8192, 100, True, ["/a:/b"], now=True)
+    fake.cli.init("gpu", "applehv", 4, 8192, 100, True, ["/a:/b"])
+    fake.cli.start("gpu", "applehv")
     fake.cli.stop("gpu", "applehv")
     fake.cli.start("gpu", "applehv")
     assert [m.provider for m in fake.cli.list_machines()] == ["applehv"]
@@ -227,8 +231,8 @@ def test_6x_passes_init_provider_and_never_all_providers(make_fake: MakeFake) ->
         (["version", "--format", "json"], None),
         (["machine", "info", "--format", "json"], None),
         (["machine", "init", "--cpus", "4", "--memory", "8192", "--disk-size", "100",
-          "--rootful=true", "--volume", "/a:/b", "--provider", "applehv", "--now",
-          "--update-connection=false", "gpu"], None),
+          "--rootful=true", "--volume", "/a:/b", "--provider", "applehv", "gpu"], None),
+        (["machine", "start", "--no-info", "--update-connection=false", "gpu"], None),
         (["machine", "stop", "gpu"], None),
         (["machine", "start", "--no-info", "--update-connection=false", "gpu"], None),
         (["machine", "list", "--format", "json"], None),
@@ -256,7 +260,8 @@ def test_stale_starting_and_symlinked_socket(make_fake: MakeFake) -> None:
     """A stale Starting flag reads as "starting"; a long socket path yields its ~/.podman symlink."""
     long_path = "/var/folders/" + "x" * 100 + "/T/podman/a-api.sock"
     fake = make_fake(socket=long_path)
-    fake.cli.init("a", "applehv", 2, 2048, 100, False, [], now=True)
+    fake.cli.init("a", "applehv", 2, 2048, 100, False, [])
+    fake.cli.start("a", "applehv")
     fake.cli.init("b", "applehv", 2, 2048, 100, False, [])
     fake.edit("applehv/b", starting=True)
     by_name = {m.name: m for m in fake.cli.list_machines()}
@@ -277,7 +282,8 @@ def test_set_passes_only_given_flags_and_nothing_for_no_change(make_fake: MakeFa
 
 
 def running_a(cli: MachineCli, provider: str = "applehv") -> None:
-    cli.init("a", provider, 2, 2048, 100, False, [], now=True)
+    cli.init("a", provider, 2, 2048, 100, False, [])
+    cli.start("a", provider)
 
 
 ERRORS: list[tuple[str, Callable[[MachineCli], None], type[Exception], str]] = [
@@ -285,7 +291,7 @@ ERRORS: list[tuple[str, Callable[[MachineCli], None], type[Exception], str]] = [
     ("rm missing", lambda c: c.rm("ghost", "applehv"), MachineNotFound, "ghost"),
     ("already running", lambda c: (running_a(c), c.start("a", "applehv")), MachineAlreadyRunning,
      'unable to start "a": already running'),
-    ("one active", lambda c: (running_a(c), c.init("b", "libkrun", 2, 2048, 100, False, [], True)),
+    ("one active", lambda c: (running_a(c), (c.init("b", "libkrun", 2, 2048, 100, False, []), c.start("b", "libkrun"))),
      OnlyOneVmActive, "only one VM can be active at a time"),
     ("set running", lambda c: (running_a(c), c.set("a", "applehv", cpus=1)), MachineMustBeStopped,
      "unable to change settings unless vm is stopped"),

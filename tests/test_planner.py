@@ -7,11 +7,6 @@ from pathlib import Path
 import pytest
 
 from reconciler.engine.hashing import (
-    LABEL_CONTENT_HASH,
-    LABEL_NAME,
-    LABEL_REPLICA,
-    LABEL_SPEC_HASH,
-    LABEL_STACK,
     masked_spec,
     spec_hash,
     workload_spec,
@@ -26,6 +21,13 @@ from reconciler.engine.observed import (
 )
 from reconciler.engine.plan import Plan, PlanOptions, Verb
 from reconciler.engine.planner import plan
+from reconciler.labels import (
+    LABEL_CONTENT_HASH,
+    LABEL_NAME,
+    LABEL_REPLICA,
+    LABEL_SPEC_HASH,
+    LABEL_STACK,
+)
 from reconciler.manifests.model import Desired
 from reconciler.runtime.orchestrator import load_desired
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.engine.observed import ClientInfo, ObservedMachine
+from reconciler.engine.observed import ClientInfo
 from reconciler.engine.preflight import preflight
 from reconciler.manifests.model import Desired
 from reconciler.runtime.orchestrator import load_desired
@@ -106,15 +106,6 @@ def test_preflight(
         assert problems == []
     else:
         assert len(problems) == 1 and expected in problems[0], problems
-
-
-def test_observed_provider_counts_when_none_is_declared(tmp_path: Path) -> None:
-    """No provider declared: the existing machine's provider decides (an applehv one has no GPU)."""
-    d = load(tmp_path, machine("gpu"), mapping(["libkrun"]), workload("gpu"))
-    found = {"gpu": ObservedMachine("gpu", "applehv", "running", 4, 8192, 100, True)}
-    assert preflight(d, MAC6) == []
-    [problem] = preflight(d, MAC6, found)
-    assert "applehv exposes no GPU" in problem
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:

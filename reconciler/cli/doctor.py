@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.engine.hashing import LABEL_NAME, LABEL_STACK
 from reconciler.engine.observed import ClientInfo, ObservedMachine
 from reconciler.errors import PodformError
+from reconciler.labels import LABEL_NAME, LABEL_STACK
 from reconciler.manifests.model import Desired, Probe, Workload
 from reconciler.runtime.backends.machine_errors import KRUNKIT_FIX
 from reconciler.runtime.orchestrator import Connections, Settings, load_desired

@@ -1,4 +1,4 @@
-"""Canonical JSON, the workload spec hash and the labels podform owns objects by.
+"""Canonical JSON, the workload spec hash, and the label set podform owns objects by.
 
 A change to what goes into workload_spec() changes every spec-hash and so recreates every
 user's containers on upgrade: the golden tests in tests/test_hashing.py pin the values, and
@@ -11,16 +11,9 @@ import hashlib
 import json
 from typing import Any
 
+from reconciler.labels import LABEL_KIND, LABEL_NAME, LABEL_STACK
 from reconciler.manifests.model import Workload
 from reconciler.redact import is_secret_key, mask
-
-LABEL_STACK = "io.podform.stack"
-LABEL_KIND = "io.podform.kind"
-LABEL_NAME = "io.podform.name"
-LABEL_REPLICA = "io.podform.replica"
-LABEL_SPEC_HASH = "io.podform.spec-hash"
-LABEL_CONTENT_HASH = "io.podform.content-hash"
-LABEL_PREFIX = "io.podform."
 
 SPEC_VERSION = 1
 

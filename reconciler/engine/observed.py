@@ -21,7 +21,6 @@ class ObservedContainer:
     state: str  # created | running | exited | paused | stopped | ...
     labels: dict[str, str] = field(default_factory=dict)
     restart_count: int = 0
-    health: str = ""  # healthy | unhealthy | starting | "" (no healthcheck)
     exit_code: int = 0
 
     @property
@@ -55,14 +54,6 @@ class ObservedMachine:
     rootful: bool
     volumes: tuple[str, ...] = ()  # "source:target[:options]" as given at init
     socket_path: str = ""  # ConnectionInfo.PodmanSocket.Path; empty when not known/running
-
-
-@dataclass(frozen=True)
-class Connection:
-    """Where a group of images/workloads lives: the default API, or a machine's socket."""
-
-    key: str  # "" for the default connection, else the machine name
-    url: str
 
 
 @dataclass

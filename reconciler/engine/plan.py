@@ -6,7 +6,7 @@ anything; render() is the golden-test oracle (same plan -> same text, byte for b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -261,4 +261,3 @@ class PlanOptions:
     prune: bool = False
     allow_empty: bool = False
     allow_recreate: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)

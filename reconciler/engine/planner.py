@@ -12,11 +12,6 @@ from typing import Any
 
 from reconciler.engine.drift import crash_loop, field_changes, short
 from reconciler.engine.hashing import (
-    LABEL_CONTENT_HASH,
-    LABEL_NAME,
-    LABEL_REPLICA,
-    LABEL_SPEC_HASH,
-    LABEL_STACK,
     masked_spec,
     spec_hash,
     stack_labels,
@@ -44,6 +39,13 @@ from reconciler.engine.plan import (
     container_action_id,
     image_action_id,
     volume_action_id,
+)
+from reconciler.labels import (
+    LABEL_CONTENT_HASH,
+    LABEL_NAME,
+    LABEL_REPLICA,
+    LABEL_SPEC_HASH,
+    LABEL_STACK,
 )
 from reconciler.manifests.model import Desired, Image, Workload
 

@@ -6,7 +6,6 @@ volumes and machines are only touched when asked (`--volumes`, `--machines`).
 
 from __future__ import annotations
 
-from reconciler.engine.hashing import LABEL_NAME, LABEL_STACK
 from reconciler.engine.observed import Observed, Recorded
 from reconciler.engine.plan import (
     Action,
@@ -19,6 +18,7 @@ from reconciler.engine.plan import (
     image_action_id,
     volume_action_id,
 )
+from reconciler.labels import LABEL_NAME, LABEL_STACK
 from reconciler.manifests.model import Desired
 
 

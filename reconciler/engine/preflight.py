@@ -11,7 +11,7 @@ libkrun gives containers a GPU (krunkit's virtio-gpu with Venus; applehv has non
 from __future__ import annotations
 
 from reconciler.engine.machine_planner import effective_provider
-from reconciler.engine.observed import ClientInfo, ObservedMachine
+from reconciler.engine.observed import ClientInfo
 from reconciler.manifests.model import Desired
 
 NATIVE = "native"  # a DeviceMapping provider meaning "no machine: the host's own Podman"
@@ -24,20 +24,14 @@ def needs_client(desired: Desired) -> bool:
     return bool(desired.machines)
 
 
-def preflight(
-    desired: Desired,
-    client: ClientInfo | None,
-    observed_machines: dict[str, ObservedMachine] | None = None,
-) -> list[str]:
-    """Every known limit the manifests break, each with its fix; [] when all is well."""
-    machines = observed_machines or {}
+def preflight(desired: Desired, client: ClientInfo | None) -> list[str]:
+    """Every known limit the manifests break, each with its fix; [] when all is well.
+
+    Machines are not listed yet: an undeclared provider counts as the client's default."""
     problems: list[str] = []
     if client is not None and client.version < (5, 0, 0):
         problems.append("Podman 4.x machines are not supported; install Podman 5 or newer")
-    providers = {
-        name: effective_provider(m, machines.get(name), client)
-        for name, m in desired.machines.items()
-    }
+    providers = {name: effective_provider(m, None, client) for name, m in desired.machines.items()}
     for name in sorted(desired.machines):
         m, provider = desired.machines[name], providers[name]
         if provider != "libkrun":

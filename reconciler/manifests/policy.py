@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import Issue
+from reconciler.labels import LABEL_PREFIX
 from reconciler.manifests.jsonpath import JsonPath, format_json_path
 from reconciler.manifests.loader import Document
 
@@ -139,7 +140,7 @@ def _check_document(doc: Document, allow_privileged: bool) -> Iterator[Finding]:
         if problem:
             yield ("metadata", "name"), problem
     for key in _dict(meta.get("labels")):
-        if key.lower().startswith("io.podform."):
+        if key.lower().startswith(LABEL_PREFIX):
             yield ("metadata", "labels", key), "labels io.podform.* are reserved for podform"
     if doc.kind == "Image":
         yield from _check_machine_ref(spec)

@@ -134,8 +134,4 @@ def context_tar(build: Build) -> bytes:
     return buf.getvalue()
 
 
-def short(hash_hex: str) -> str:
-    return hash_hex[:12]
-
-
-__all__ = ["content_hash", "context_files", "context_tar", "sha256_hex", "short"]
+__all__ = ["content_hash", "context_files", "context_tar", "sha256_hex"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from reconciler.engine.hashing import LABEL_SPEC_HASH, spec_hash, workload_spec
+from reconciler.engine.hashing import spec_hash, workload_spec
 from reconciler.engine.observed import ProbeResult
 from reconciler.engine.plan import (
     Action,
@@ -31,6 +31,7 @@ from reconciler.engine.plan import (
     VolumeWork,
 )
 from reconciler.errors import PermanentError, PodformError, TemporaryError
+from reconciler.labels import LABEL_SPEC_HASH
 from reconciler.manifests.model import Workload
 from reconciler.runtime.backends.podman_api import BuildFailed
 from reconciler.runtime.buildcontext import context_tar

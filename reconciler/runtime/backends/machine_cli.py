@@ -208,7 +208,6 @@ class MachineCli:
         disk_gib: int | None,
         rootful: bool | None,
         volumes: Iterable[str],
-        now: bool = False,
     ) -> None:
         """`podman machine init` with the given settings (memory MiB, disk GiB).
 
@@ -221,9 +220,6 @@ class MachineCli:
             argv += ["--volume", volume]
         if provider and self.client_info().sees_all_providers:
             argv += ["--provider", provider]
-        if now:
-            argv.append("--now")
-            argv += self._no_connection_prompt()
         self._change([*argv, name], provider, TIMEOUT_INIT)
 
     def start(self, name: str, provider: str | None) -> None:

@@ -144,7 +144,6 @@ class PodmanApi:
                     state=str(c.get("State", "")),
                     labels=labels,
                     restart_count=int(c.get("Restarts") or 0),
-                    health=_health_from_status(str(c.get("Status", ""))),
                     exit_code=int(c.get("ExitCode") or 0),
                 )
             )
@@ -172,10 +171,6 @@ class PodmanApi:
             return str(self._read(f"/images/{ref}/json")["Id"])
         except NotFoundError:
             return None
-
-    def inspect_container(self, ident: str) -> dict[str, Any]:
-        data: dict[str, Any] = self._json("get", f"/containers/{ident}/json")
-        return data
 
     # --- images -------------------------------------------------------------------------
     def build(
@@ -396,13 +391,6 @@ def _port(text: str) -> dict[str, Any]:
         "container_port": int(parts[-1]),
         "protocol": proto,
     }
-
-
-def _health_from_status(status: str) -> str:
-    for word in ("unhealthy", "healthy", "starting"):
-        if f"({word})" in status:
-            return word
-    return ""
 
 
 def _json_lines(resp: requests.Response) -> Iterator[dict[str, Any]]:
