@@ -1,7 +1,9 @@
 """podform: a declarative reconciler for Podman GPU stacks.
 
-Pipeline (each step is a module): manifests -> schema -> model -> observed -> planner -> executor,
-composed by app and driven by cli / watch.
+The folders are the pipeline: manifests/ (text -> desired state) -> engine/ (pure planning:
+observed state + desired state -> Plan) -> runtime/ (one pass: observe, plan, execute, record;
+backends/ talks to Podman) -> cli/ (commands and the only layer that prints).
+docs/ARCHITECTURE.md has the diagram.
 """
 
 __version__ = "0.1.0"

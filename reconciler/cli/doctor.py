@@ -1,6 +1,6 @@
 """`podform doctor [-f ...]`: is this host (and the stack's machines) ready for GPU workloads?
 
-Beside status_cmd under cli.py. Read-only checks, one line each, `ok|warn|fail  <check>:
+Beside status.py in cli/. Read-only checks, one line each, `ok|warn|fail  <check>:
 <detail>` (or JSON with -o json), exit 1 on any fail. Without -f only the host is checked:
 podman client, the default API, the machines, krunkit, CDI specs. With -f it also checks the
 stack's machines' APIs, /dev/dri inside each libkrun machine (a short-lived container run

@@ -1,4 +1,7 @@
-"""Command line: argparse, the composition root, exit codes. The only module that prints.
+"""Command line: argparse, the composition root, exit codes.
+
+cli/ is the layer that prints: this module, report.py, status.py, doctor.py, watch.py and the
+log set-up in log.py; nothing below cli/ writes to stdout or stderr.
 
 Imports stay lazy: `podform --version` must not load podman-py, jsonschema or structlog.
 """

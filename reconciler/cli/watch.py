@@ -1,6 +1,6 @@
 """Watch mode: file events and a jittered timer trigger full reconcile passes.
 
-Sits on top of app (load_desired, Reconciler) beside the CLI. Level-based: an event never
+Sits on top of runtime.orchestrator (load_desired, Reconciler) beside the other commands. Level-based: an event never
 carries meaning beyond "something may have changed"; every pass reloads the whole stack and
 applies it. One pass at a time; events that arrive during a pass coalesce into one more.
 A snapshot that does not load, is still being written, or lost a file's documents keeps the

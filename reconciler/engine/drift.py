@@ -1,8 +1,9 @@
-"""Why an existing container differs from its spec: field-level changes and crash loops.
+"""Why an existing container differs from its spec: field-level changes, crash loops, probes.
 
 Pure helpers of the planner: the spec hash decides *whether* a container is replaced; these
 say *what* changed (from the last applied spec in the inventory) and whether a container
-that keeps stopping should be left alone and reported.
+that keeps stopping should be left alone and reported; probe_failure() is the verdict on
+one GPU probe's result (runtime/probes.py runs them).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Actual state: what Podman has, as plain data, taken once per pass.
+"""Actual state as plain data: what Podman has (Observed, taken once per pass), what the
+inventory says podform created (Recorded) and which podman client runs (ClientInfo).
 
-Backends fill these values; the planner compares them with the desired state. Nothing here
-talks to Podman, so planner tests build Observed values by hand.
+Backends and the inventory fill these values; the planners compare them with the desired
+state. Nothing here talks to Podman, so planner tests build these values by hand.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""plan(desired, observed, recorded, options) -> Plan. Every decision and its reason live here.
+"""plan(desired, observed, recorded, options) -> Plan: every image, volume and container decision.
+
+Machine decisions come in from machine_planner.py, `podform delete` is planned by
+planner_delete.py; each decision carries its reason.
 
 Pure: no I/O. What needs reading first (image content hashes, Podman's objects, the
 inventory) is passed in. Change detection is by label hash, never by comparing inspect

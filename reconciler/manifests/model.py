@@ -1,6 +1,6 @@
 """Desired state: frozen values built from validated documents, references resolved.
 
-Third step of the pipeline (manifests -> schema -> model). Everything the planner needs is
+Last step of manifests/ (loader -> schema -> policy -> model). Everything the planner needs is
 here in podform's units (MiB, GiB, seconds, absolute paths), with defaults applied, so the
 planner never looks at raw YAML. Reference and graph errors are collected as Issues with the
 location of the offending field; build_desired() raises InvalidInput with all of them.

@@ -1,6 +1,6 @@
 """JSON Schema validation of loaded manifest documents: schemas/*.json -> Issues with locations.
 
-Second step of the pipeline, after manifests.py has loaded Documents that know where each node
+Second step of the pipeline, after loader.py has loaded Documents that know where each node
 sits. Every document is checked against its kind's schema (Draft 2020-12) and every problem
 comes back as an Issue (`file:line:col: Kind "name": $.spec.replicas: message`), never raised:
 validation is all-or-nothing, so the caller needs all of them. Messages follow

@@ -1,6 +1,6 @@
-"""Parsing of the manifest's small value languages: quantities, durations, ports.
+"""Parsing of the manifest's small value languages: memory and disk quantities, durations.
 
-Sits beside manifests (pure, no podform imports beyond errors). The schema has already
+Used by model.py and watch mode; pure, imports nothing from podform. The schema has already
 checked the shapes; these functions turn them into numbers in podform's units.
 """
 

@@ -1,6 +1,6 @@
 """YAML 1.2 core scalar typing, as the strict loader applies it.
 
-Beside manifests (which walks the event stream): the rules that decide whether a plain
+Beside loader.py (which walks the event stream): the rules that decide whether a plain
 scalar is null, a bool, an int, a float or a string, and what an explicit core tag accepts.
 YAML 1.1 traps (`no`, `on`, `0755`, `22:22`, dates) never become booleans, octals or dates.
 """

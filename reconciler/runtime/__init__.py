@@ -1,1 +1,2 @@
-"""One pass against the world: orchestration, executor, inventory file and lock, build contexts, backends."""
+"""One pass against the world: orchestration, executor, probes, inventory file and lock, build
+contexts; backends/ below them is the only code that touches Podman."""

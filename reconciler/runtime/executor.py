@@ -1,7 +1,7 @@
-"""Walks a Plan: dependency order, independent actions in parallel, the only place that retries.
+"""Walks a Plan: dependency order, independent actions in parallel, transient failures retried.
 
-It carries no decision logic (STYLE: "observe once, decide purely, act dumbly"): each
-action's operation maps to a few backend calls. What it does decide is mechanical: an action
+It carries no decision logic ("observe once, decide purely, act dumbly", docs/ARCHITECTURE.md):
+each action's operation maps to a few backend calls. What it does decide is mechanical: an action
 runs when everything it depends on succeeded, is skipped when one of them failed, and is
 not started once an interrupt was requested.
 """

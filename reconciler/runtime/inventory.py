@@ -1,6 +1,6 @@
 """The per-stack inventory file and the lock that serialises applies of one stack.
 
-Sits beside the executor: the app loads the inventory before planning (the planner prunes
+Sits beside the executor: the orchestrator loads the inventory before planning (the planner prunes
 only what it records) and saves it after executing. A missing or unreadable inventory is
 reported as `Recorded(valid=False)`, never as "nothing is ours", so prune is skipped rather
 than everything being recreated. Writes are atomic (temp file in the same directory, fsync,

@@ -1,6 +1,6 @@
 """`podman machine ...` through a Runner: the only code that runs the podman binary for machines.
 
-Backend layer: the executor calls the mutating methods, the observer calls `list_machines()`.
+Backend layer: runtime/machines.py calls the mutating methods and `list_machines()`.
 Everything version-dependent lives here (Podman 5.x machines are per provider and need
 CONTAINERS_MACHINE_PROVIDER on every call; Podman 6 sees every provider, takes `init
 --provider` and refuses `--all-providers`), as does turning Podman's error texts into typed

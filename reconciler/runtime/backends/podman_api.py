@@ -1,4 +1,4 @@
-"""The Podman API adapter: the only code that talks HTTP to Podman (through podman-py's client).
+"""The Podman API adapter: with unix_http.py (its read-only GETs), the only code using the API.
 
 It speaks libpod's REST API with plain JSON so that what podform asks for is exactly what is
 sent (podman-py's high-level create() rewrites many arguments). Every failure leaves here as
