@@ -23,13 +23,15 @@ spec:
   env: {API_TOKEN: sentinel-XYZ}
 """
 
-# (name, file text, a fragment the error must contain); the error's location is on line 5.
+# (name, file text, the line the error points at, a fragment the error must contain)
 BAD = [
-    ("misspelled key", GOOD.replace("  image:", "  imag:"), "did you mean 'image'"),
-    ("duplicate key", GOOD + "  image: again\n", "image"),
-    ("wrong type", GOOD.replace("  image: localhost/web:latest", "  image: [1]"), "image"),
-    ("yaml syntax", GOOD.replace("  image: localhost/web:latest", "  image: [unclosed"), ""),
-]
+    ("misspelled key", GOOD.replace("  image:", "  imag:"), 5, "did you mean 'image'"),
+    ("duplicate key", GOOD + "  image: again\n", 7, "duplicate key 'image' (first at line 5)"),
+    ("wrong type", GOOD.replace("  image: localhost/web:latest", "  image: [1]"), 5,
+     "$.spec.image: [1] is not of type 'string'"),
+    ("yaml syntax", GOOD.replace("  image: localhost/web:latest", "  image: [unclosed"), 6,
+     "did not find expected ',' or ']'"),
+]  # fmt: skip
 
 
 def manifest(tmp_path: Path, text: str = GOOD) -> Path:
@@ -58,16 +60,16 @@ def test_validate_accepts_a_valid_manifest(tmp_path: Path) -> None:
     assert "sentinel" not in done.stdout + done.stderr
 
 
-@pytest.mark.parametrize(("case", "text", "fragment"), BAD, ids=[b[0] for b in BAD])
+@pytest.mark.parametrize(("case", "text", "line", "fragment"), BAD, ids=[b[0] for b in BAD])
 def test_validate_rejects_with_file_line_col(
-    tmp_path: Path, case: str, text: str, fragment: str
+    tmp_path: Path, case: str, text: str, line: int, fragment: str
 ) -> None:
-    """An invalid manifest: exit 1, `file:line:col` on stderr, no traceback, no secret."""
+    """An invalid manifest: exit 1, `file:line:col` and the cause on stderr, no traceback/secret."""
     path = manifest(tmp_path, text)
     done = podform_subprocess("validate", "-f", str(path))
     ok(done, 1)
-    assert re.search(rf"{re.escape(str(path))}:\d+:\d+", done.stderr), done.stderr
-    assert fragment in done.stderr
+    assert re.search(rf"{re.escape(str(path))}:{line}:\d+: ", done.stderr), done.stderr
+    assert fragment in done.stderr, done.stderr
     assert "sentinel" not in done.stdout + done.stderr
     no_traceback(done)
 
