@@ -12,9 +12,9 @@ import secrets
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
 
 import pytest
+from helpers import FakePodman, MakeFake, PodformRunner
 from podman_env import (
     PodmanUnavailable,
     build_test_image,
@@ -90,18 +90,6 @@ def state_dir(tmp_path: Path) -> Path:
     return path
 
 
-class PodformRunner(Protocol):
-    """Signature of the `run_podform` fixture's value."""
-
-    def __call__(
-        self,
-        *args: str,
-        env: Mapping[str, str] | None = None,
-        input: str | None = None,
-        timeout: float = 120.0,
-    ) -> subprocess.CompletedProcess[str]: ...
-
-
 @pytest.fixture
 def run_podform(podman_socket: str, state_dir: Path) -> PodformRunner:
     """Runs `python -m reconciler ARGS...` against the test socket and this test's state dir."""
@@ -116,3 +104,9 @@ def run_podform(podman_socket: str, state_dir: Path) -> PodformRunner:
         return podform_subprocess(*args, env={**base, **(env or {})}, input=input, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def make_fake(tmp_path: Path) -> MakeFake:
+    """Build a FakePodman in this test's tmp dir: version, then FAKE_PODMAN_* settings."""
+    return lambda version="5.8.2", **env: FakePodman(tmp_path, version, **env)

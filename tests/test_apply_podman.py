@@ -9,47 +9,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from conftest import PodformRunner
+from helpers import PodformRunner, ok, workload, write_stack
 from podman_env import container_ids, container_state, podform_subprocess, podman_cli
-
-SLEEP = ["sleep", "3600"]
-
-
-def workload(name: str, image: str, **spec: Any) -> dict[str, Any]:
-    """A Workload document that stops at once (init + 1 s) and sleeps otherwise."""
-    body = {"image": image, "command": SLEEP, "init": True, "stopTimeout": "1s", **spec}
-    return {
-        "apiVersion": "podform/v1",
-        "kind": "Workload",
-        "metadata": {"name": name},
-        "spec": body,
-    }
-
-
-def write_stack(
-    directory: Path, stack: str, *docs: dict[str, Any], stack_spec: dict[str, Any] | None = None
-) -> Path:
-    """(Re)write DIRECTORY/stack.yaml: the Stack document, then DOCS; return the directory."""
-    directory.mkdir(parents=True, exist_ok=True)
-    head = {"apiVersion": "podform/v1", "kind": "Stack", "metadata": {"name": stack}}
-    if stack_spec:
-        head["spec"] = stack_spec
-    text = yaml.safe_dump_all([head, *docs], sort_keys=False, explicit_start=True)
-    (directory / "stack.yaml").write_text(text)
-    return directory
 
 
 def names(stack: str, *suffixes: str) -> set[str]:
     return {f"{stack}-{s}" for s in suffixes}
-
-
-def ok(done: Any, code: int = 0) -> None:
-    """Assert an exit code, showing podform's output when it differs."""
-    assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
 
 
 def test_second_apply_changes_nothing_and_exit_codes_say_so(

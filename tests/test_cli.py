@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PodformRunner
+from helpers import PodformRunner, ok, workload, write_stack
 from podman_env import podform_subprocess
-from test_apply_podman import ok, workload, write_stack
 
 KINDS = ["Stack", "Machine", "Image", "DeviceMapping", "Workload"]
 GOOD = """\

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import PodformRunner
+from helpers import PodformRunner, ok, workload, write_stack
 from podman_env import container_ids, container_state
-from test_apply_podman import ok, workload, write_stack
 
 
 def test_container_that_keeps_exiting_is_reported_not_restarted(

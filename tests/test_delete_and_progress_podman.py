@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import PodformRunner
+from helpers import PodformRunner, app_stack, image_ref, ok, workload, write_stack
 from podman_env import container_ids, podman_cli
-from test_apply_podman import ok, workload, write_stack
-from test_images_podman import app_stack, image_ref
 
 
 def volume_exists(name: str) -> bool:

@@ -9,8 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import PodformRunner
-from test_machines_e2e import FakePodman, gpu_stack, ok, write
+from helpers import FakePodman, PodformRunner, gpu_stack, ok, write_gpu_stack
 
 LINE = ("ok  ", "warn", "fail")
 
@@ -50,7 +49,7 @@ def test_gpu_stack_on_a_mac_machine(
     """With -f after apply: machine API, provider/state and the probe pass; /dev/dri (absent on
     this host) and krunkit (not installed here) fail with their fixes, so exit 1; -o json too."""
     fake = FakePodman(tmp_path / "fake", "6.0.1", podman_socket)
-    d = write(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
+    d = write_gpu_stack(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
     ok(run_podform("apply", "-f", d, "--podman", str(fake.path)))
     done = run_podform("doctor", "-f", d, "--podman", str(fake.path))
     ok(done, 1)

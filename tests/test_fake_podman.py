@@ -12,20 +12,10 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-FAKE = Path(__file__).parent / "fake_podman" / "podman"
-
-
-@dataclass(frozen=True)
-class Out:
-    rc: int
-    stdout: str
-    stderr: str
-
+from helpers import FAKE, FakePodman, Out
 
 Podman = Callable[..., Out]
 
@@ -33,30 +23,7 @@ Podman = Callable[..., Out]
 @pytest.fixture
 def podman(tmp_path: Path) -> Podman:
     """Run the fake with a private state file; keyword args become FAKE_PODMAN_* / provider env."""
-
-    def run(*argv: str, version: str = "5.8.2", provider: str | None = None, **env: str) -> Out:
-        full = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path),
-            "TMPDIR": "/tmp",
-            "FAKE_PODMAN_STATE": str(tmp_path / "state.json"),
-            "FAKE_PODMAN_LOG": str(tmp_path / "calls.log"),
-            "FAKE_PODMAN_VERSION": version,
-        }
-        full.update({f"FAKE_PODMAN_{k.upper()}": v for k, v in env.items()})
-        if provider is not None:
-            full["CONTAINERS_MACHINE_PROVIDER"] = provider
-        done = subprocess.run(
-            [str(FAKE), *argv],
-            env=full,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        return Out(done.returncode, done.stdout, done.stderr)
-
-    return run
+    return FakePodman(tmp_path).run
 
 
 def listed(out: Out) -> list[dict[str, object]]:

@@ -4,54 +4,21 @@ files, and a failing build that skips only its own workload."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from conftest import PodformRunner
+from helpers import (
+    PodformRunner,
+    app_stack,
+    image_doc,
+    image_ref,
+    ok,
+    workload,
+    write_stack,
+)
 from podman_env import container_ids, container_state, podman_cli
-from test_apply_podman import ok, workload, write_stack
-
-CONTAINERFILE = """\
-FROM {base}
-ARG FLAVOR=plain
-COPY app.txt /app.txt
-RUN echo "$FLAVOR" > /flavor
-"""
-
-
-def image_doc(name: str, stack: str, context: str, **build: Any) -> dict[str, Any]:
-    """An Image built from CONTEXT, tagged per stack so parallel tests never share a ref."""
-    return {
-        "apiVersion": "podform/v1",
-        "kind": "Image",
-        "metadata": {"name": name},
-        "spec": {"ref": image_ref(stack, name), "build": {"context": context, **build}},
-    }
-
-
-def image_ref(stack: str, name: str) -> str:
-    return f"localhost/{stack}-{name}:latest"
 
 
 def image_id(ref: str) -> str:
     return podman_cli("image", "inspect", "--format", "{{.Id}}", ref).strip()
-
-
-def app_stack(root: Path, stack: str, base: str, flavor: str = "plain") -> Path:
-    """Manifests with Image `app` (./ctx) used by workload `app`, plus an independent `side`."""
-    ctx = root / "ctx"
-    if not ctx.exists():
-        ctx.mkdir(parents=True)
-        (ctx / "Containerfile").write_text(CONTAINERFILE.format(base=base))
-        (ctx / "app.txt").write_text("v1\n")
-        (ctx / ".containerignore").write_text("notes.txt\n")
-        (ctx / "notes.txt").write_text("ignored\n")
-    return write_stack(
-        root,
-        stack,
-        image_doc("app", stack, "./ctx", args={"FLAVOR": flavor}),
-        workload("app", "app"),
-        workload("side", base),
-    )
 
 
 def test_unchanged_image_is_reused_and_ignored_files_do_not_count(

@@ -7,13 +7,13 @@ Podman version gets, 4.x refused, and each Podman error text turned into its typ
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import VERSIONS, MakeFake
 
 from reconciler.engine.observed import ClientInfo, ObservedMachine
 from reconciler.errors import PermanentError, TemporaryError
@@ -32,48 +32,6 @@ from reconciler.runtime.backends.machine_errors import (
     translate_failure,
 )
 from reconciler.runtime.backends.machine_runner import RunResult, SubprocessRunner
-
-FAKE = Path(__file__).parent / "fake_podman" / "podman"
-VERSIONS = ["5.8.2", "6.0.1"]
-
-
-class Fake:
-    """One fake Podman installation: its state, call log and a MachineCli bound to it."""
-
-    def __init__(self, tmp_path: Path, version: str, **env: str) -> None:
-        self.state = tmp_path / "state.json"
-        self.log = tmp_path / "calls.log"
-        self.env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path),
-            "TMPDIR": "/tmp",
-            "DOCKER_HOST": "unix:///must/not/leak",
-            "FAKE_PODMAN_STATE": str(self.state),
-            "FAKE_PODMAN_LOG": str(self.log),
-            "FAKE_PODMAN_VERSION": version,
-            **{f"FAKE_PODMAN_{k.upper()}": v for k, v in env.items()},
-        }
-        self.cli = MachineCli(str(FAKE), SubprocessRunner(("FAKE_PODMAN_",), base_env=self.env))
-
-    def calls(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def edit(self, key: str, **fields: object) -> None:
-        """Change a machine record ("provider/name") behind podman's back."""
-        data = json.loads(self.state.read_text())
-        data["machines"][key].update(fields)
-        self.state.write_text(json.dumps(data))
-
-
-MakeFake = Callable[..., Fake]
-
-
-@pytest.fixture
-def make_fake(tmp_path: Path) -> MakeFake:
-    """Build a Fake for a Podman version, FAKE_PODMAN_* settings as keyword arguments."""
-    return lambda version="5.8.2", **env: Fake(tmp_path, version, **env)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +86,7 @@ def test_client_info_from_version_with_a_running_machine(make_fake: MakeFake) ->
     fake = make_fake("6.0.1")
     fake.cli.init("m", "libkrun", 2, 2048, 10, False, [])
     fake.cli.start("m", "libkrun")
-    fresh = MachineCli(str(FAKE), SubprocessRunner(("FAKE_PODMAN_",), base_env=fake.env))
+    fresh = fake.machine_cli()
     assert fresh.client_info() == ClientInfo((6, 0, 1), "darwin", "arm64", "libkrun")
 
 

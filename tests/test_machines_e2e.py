@@ -9,123 +9,29 @@ fake's call log (FAKE_PODMAN_LOG); containers are checked with the podman CLI. P
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from conftest import PodformRunner
+from helpers import (
+    VERSIONS,
+    FakePodman,
+    PodformRunner,
+    gpu_machine,
+    gpu_mapping,
+    gpu_stack,
+    llama,
+    ok,
+    write_gpu_stack,
+)
 from podman_env import container_ids, container_state
 
-FAKE = Path(__file__).parent / "fake_podman" / "podman"
-VERSIONS = ["5.8.2", "6.0.1"]
-CHANGING = {"init", "start", "stop", "set", "rm"}
 READS_CLIENT = [["version", "--format", "json"], ["machine", "info", "--format", "json"]]
-
-
-class FakePodman:
-    """A fake podman installation: a wrapper script carrying its FAKE_PODMAN_* settings."""
-
-    def __init__(self, directory: Path, version: str, socket_url: str, **env: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.state = directory / "state.json"
-        self.log = directory / "calls.log"
-        settings = {
-            "FAKE_PODMAN_STATE": str(self.state),
-            "FAKE_PODMAN_LOG": str(self.log),
-            "FAKE_PODMAN_VERSION": version,
-            "FAKE_PODMAN_SOCKET": socket_url.removeprefix("unix://"),
-            **{f"FAKE_PODMAN_{k.upper()}": v for k, v in env.items()},
-        }
-        # podform passes podman only a minimal environment, so the settings travel in a wrapper.
-        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in settings.items())
-        self.path = directory / "podman"
-        self.path.write_text(
-            f"#!/bin/sh\n{exports}exec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE))} "
-            '"$@"\n'
-        )
-        self.path.chmod(0o755)
-
-    def calls(self) -> list[list[str]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line)["argv"] for line in self.log.read_text().splitlines()]
-
-    def changing_calls(self) -> list[list[str]]:
-        """Machine commands that change something: init, start, stop, set, rm."""
-        return [c for c in self.calls() if c[:1] == ["machine"] and c[1] in CHANGING]
-
-    def clear_log(self) -> None:
-        self.log.unlink(missing_ok=True)
-
-    def machines(self) -> dict[str, dict[str, Any]]:
-        data: dict[str, dict[str, Any]] = json.loads(self.state.read_text())["machines"]
-        return {m["name"]: m for m in data.values()}
-
-
-def doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "podform/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-
-
-def machine(name: str = "gpu", **spec: Any) -> dict[str, Any]:
-    base = {"provider": "libkrun", "cpus": 4, "memory": "8GiB", "diskSize": "100GiB",
-            "rootful": True, "volumes": ["/tmp:/models:ro"], "state": "running"}  # fmt: skip
-    return doc("Machine", name, {**base, **spec})
-
-
-def gpu_mapping(providers: list[str] | None = None) -> dict[str, Any]:
-    return doc(
-        "DeviceMapping",
-        "apple-gpu",
-        {
-            "devices": ["/dev/zero:/dev/dri/renderD128"],
-            "providers": providers or ["libkrun"],
-            "probe": {"command": ["ls", "/dev/dri"], "expect": "renderD128", "timeout": "10s"},
-        },
-    )
-
-
-def llama(base: str, machine_name: str | None = "gpu") -> dict[str, Any]:
-    """The workload; on a machine it runs the Image built there, else the base image."""
-    spec: dict[str, Any] = {"image": "llama-img" if machine_name else base, "command": ["sleep", "3600"], "init": True,
-                            "stopTimeout": "1s", "devices": ["apple-gpu"]}  # fmt: skip
-    if machine_name:
-        spec["machine"] = machine_name
-    return doc("Workload", "llama", spec)
-
-
-def image(base: str) -> dict[str, Any]:
-    """An Image built on machine gpu (a fresh machine has no images: nothing to pull there)."""
-    return doc("Image", "llama-img", {"machine": "gpu", "build": {"context": "./ctx",
-               "args": {"BASE": base}}})  # fmt: skip
-
-
-def gpu_stack(base: str, **machine_spec: Any) -> list[dict[str, Any]]:
-    """Machine gpu (libkrun), the GPU mapping, an Image built there and the workload."""
-    return [machine(**machine_spec), gpu_mapping(), image(base), llama(base)]
-
-
-def write(directory: Path, stack: str, *docs: dict[str, Any]) -> str:
-    """(Re)write DIRECTORY/stack.yaml (Stack + DOCS) beside a build context `ctx`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "ctx").mkdir(exist_ok=True)
-    (directory / "ctx" / "Containerfile").write_text("ARG BASE\nFROM $BASE\nLABEL role=llama\n")
-    head = doc("Stack", stack, {})
-    del head["spec"]
-    text = yaml.safe_dump_all([head, *docs], sort_keys=False, explicit_start=True)
-    (directory / "stack.yaml").write_text(text)
-    return str(directory)
 
 
 def flat(text: str) -> str:
     """Plan text with runs of blanks (column alignment) squeezed to one space."""
     return " ".join(text.split())
-
-
-def ok(done: Any, code: int = 0) -> None:
-    assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -141,7 +47,7 @@ def test_gpu_stack_applies_converges_and_edits_in_place(
     a cpus/memory edit is stop -> set (only those flags) -> start, the workload restarted."""
     fake = FakePodman(tmp_path / "fake", version, podman_socket)
     podman = ("--podman", str(fake.path))
-    d = write(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
+    d = write_gpu_stack(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
 
     plan = run_podform("plan", "-f", d, *podman)
     ok(plan, 2)
@@ -169,7 +75,9 @@ def test_gpu_stack_applies_converges_and_edits_in_place(
     assert {a["action"] for a in json.loads(again.stdout)["actions"]} == {"unchanged"}
 
     first_id = container_ids(stack_name)[cname]
-    edited = write(tmp_path / "m", stack_name, *gpu_stack(busybox_image, cpus=6, memory="12GiB"))
+    edited = write_gpu_stack(
+        tmp_path / "m", stack_name, *gpu_stack(busybox_image, cpus=6, memory="12GiB")
+    )
     plan = run_podform("plan", "-f", edited, *podman)
     ok(plan, 2)
     assert (
@@ -206,7 +114,7 @@ def test_existing_machine_is_adopted_and_delete_leaves_it(
     """A machine that already exists is adopted, not re-created; delete --machines keeps it."""
     fake = FakePodman(tmp_path / "fake", version, podman_socket)
     podman = ("--podman", str(fake.path))
-    d = write(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
+    d = write_gpu_stack(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
     ok(run_podform("apply", "-f", d, *podman))  # creates it: recorded as podform's
     adopted = FakePodman(tmp_path / "fake2", version, podman_socket)
     adopted.state.write_text(fake.state.read_text())  # the same machine, new inventory
@@ -233,7 +141,7 @@ def test_delete_machines_removes_what_podform_created(
     """delete --machines removes the containers first, then the machine podform created."""
     fake = FakePodman(tmp_path / "fake", version, podman_socket)
     podman = ("--podman", str(fake.path))
-    d = write(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
+    d = write_gpu_stack(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
     ok(run_podform("apply", "-f", d, *podman))
     fake.clear_log()
     ok(run_podform("delete", "-f", d, *podman))
@@ -253,9 +161,9 @@ def test_replace_is_refused_without_allow_recreate(
     """A volume change is a replace that destroys the machine's contents: refused by default."""
     fake = FakePodman(tmp_path / "fake", "6.0.1", podman_socket)
     podman = ("--podman", str(fake.path))
-    d = write(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
+    d = write_gpu_stack(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
     ok(run_podform("apply", "-f", d, *podman))
-    edited = write(
+    edited = write_gpu_stack(
         tmp_path / "m", stack_name, *gpu_stack(busybox_image, volumes=["/srv:/models:ro"])
     )
     fake.clear_log()
@@ -279,7 +187,7 @@ PREFLIGHT_CASES = [
      lambda img: gpu_stack(img, memory="64GiB"),
      "set memory: 60GiB or less"),
     ("two-running", "5.8.2", "darwin/arm64",
-     lambda img: [*gpu_stack(img), machine("web", provider="applehv", volumes=[])],
+     lambda img: [*gpu_stack(img), gpu_machine("web", provider="applehv", volumes=[])],
      "set state: stopped on all but one"),
     ("gpu-on-applehv", "5.8.2", "darwin/arm64",
      lambda img: gpu_stack(img, provider="applehv"),
@@ -309,11 +217,11 @@ def test_preflight_fails_before_any_machine_command(
 ) -> None:
     """Each known limit stops apply before podman is asked about or to change any machine."""
     fake = FakePodman(tmp_path / "fake", version, podman_socket, osarch=osarch)
-    d = write(tmp_path / "m", stack_name, *docs(busybox_image))
+    d = write_gpu_stack(tmp_path / "m", stack_name, *docs(busybox_image))
     done = run_podform("apply", "-f", d, "--podman", str(fake.path))
     ok(done, 1)
     assert message in done.stderr
-    assert all(c in READS_CLIENT for c in fake.calls()), fake.calls()
+    assert all(c in READS_CLIENT for c in fake.argvs()), fake.argvs()
     assert container_ids(stack_name) == {}
 
 
@@ -328,7 +236,7 @@ def test_missing_krunkit_is_reported_with_its_install(
 ) -> None:
     """libkrun start without krunkit fails, saying how to install it; the workload is skipped."""
     fake = FakePodman(tmp_path / "fake", version, podman_socket, no_krunkit="1")
-    d = write(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
+    d = write_gpu_stack(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
     done = run_podform("apply", "-f", d, "--podman", str(fake.path))
     ok(done, 1)
     assert "brew tap slp/krun && brew install krunkit" in done.stdout + done.stderr

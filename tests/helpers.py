@@ -1,0 +1,349 @@
+"""Shared test helpers: manifest builders, Desired builders, the fake `podman`, exit-code checks.
+
+The one place for what several test modules need (test modules never import each other):
+- manifest documents as dicts and `write_stack`, for tests that drive the real entry point;
+- `Desired` values built directly, for the pure planners (no disk, no YAML, no jsonschema);
+- `FakePodman`, the one wrapper around tests/fake_podman/podman, used three ways: run directly
+  (`run`), through podform's MachineCli (`cli`), or as `podform --podman` (`path`);
+- `ok`, the exit-code assertion that shows the output when it fails.
+Real Podman's environment (the private service, the busybox image) is in podman_env.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from reconciler.manifests.model import (
+    Desired,
+    DeviceMapping,
+    Image,
+    Machine,
+    Probe,
+    Stack,
+    Workload,
+)
+from reconciler.runtime.backends.machine_cli import MachineCli
+from reconciler.runtime.backends.machine_runner import SubprocessRunner
+
+TESTS = Path(__file__).parent
+FAKE = TESTS / "fake_podman" / "podman"
+VERSIONS = ["5.8.2", "6.0.1"]  # the Podman versions the machine tests run the fake as
+SLEEP = ["sleep", "3600"]
+
+
+# --- running podform ---------------------------------------------------------------------------
+
+
+class PodformRunner(Protocol):
+    """Signature of the `run_podform` fixture's value."""
+
+    def __call__(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,
+        timeout: float = 120.0,
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def ok(done: Any, code: int = 0) -> None:
+    """Assert an exit code, showing podform's output when it differs."""
+    assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+
+
+# --- manifest documents ------------------------------------------------------------------------
+
+
+def doc(kind: str, name: str, spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+    """One manifest document; no spec (None) leaves the key out, as a bare Stack has none."""
+    out: dict[str, Any] = {
+        "apiVersion": "podform/v1",
+        "kind": kind,
+        "metadata": {"name": name, **meta},
+    }
+    if spec is not None:
+        out["spec"] = spec
+    return out
+
+
+def workload(name: str, image: str, **spec: Any) -> dict[str, Any]:
+    """A Workload document that stops at once (init + 1 s) and sleeps otherwise."""
+    return doc("Workload", name, {"image": image, "command": SLEEP, "init": True,
+                                  "stopTimeout": "1s", **spec})  # fmt: skip
+
+
+def write_stack(
+    directory: Path, stack: str, *docs: dict[str, Any], stack_spec: dict[str, Any] | None = None
+) -> Path:
+    """(Re)write DIRECTORY/stack.yaml: the Stack document, then DOCS; return the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    head = doc("Stack", stack, stack_spec or None)
+    text = yaml.safe_dump_all([head, *docs], sort_keys=False, explicit_start=True)
+    (directory / "stack.yaml").write_text(text)
+    return directory
+
+
+# The GPU stack of the machine tests: machine `gpu` (libkrun), its mapping, an Image built there.
+
+
+def gpu_machine(name: str = "gpu", **spec: Any) -> dict[str, Any]:
+    base = {"provider": "libkrun", "cpus": 4, "memory": "8GiB", "diskSize": "100GiB",
+            "rootful": True, "volumes": ["/tmp:/models:ro"], "state": "running"}  # fmt: skip
+    return doc("Machine", name, {**base, **spec})
+
+
+def gpu_mapping(providers: list[str] | None = None) -> dict[str, Any]:
+    return doc(
+        "DeviceMapping",
+        "apple-gpu",
+        {
+            "devices": ["/dev/zero:/dev/dri/renderD128"],
+            "providers": providers or ["libkrun"],
+            "probe": {"command": ["ls", "/dev/dri"], "expect": "renderD128", "timeout": "10s"},
+        },
+    )
+
+
+def llama(base: str, machine_name: str | None = "gpu") -> dict[str, Any]:
+    """The workload; on a machine it runs the Image built there, else the base image."""
+    spec: dict[str, Any] = {"image": "llama-img" if machine_name else base, "command": SLEEP,
+                            "init": True, "stopTimeout": "1s", "devices": ["apple-gpu"]}  # fmt: skip
+    if machine_name:
+        spec["machine"] = machine_name
+    return doc("Workload", "llama", spec)
+
+
+def llama_image(base: str) -> dict[str, Any]:
+    """An Image built on machine gpu (a fresh machine has no images: nothing to pull there)."""
+    return doc("Image", "llama-img", {"machine": "gpu", "build": {"context": "./ctx",
+               "args": {"BASE": base}}})  # fmt: skip
+
+
+def gpu_stack(base: str, **machine_spec: Any) -> list[dict[str, Any]]:
+    """Machine gpu (libkrun), the GPU mapping, an Image built there and the workload."""
+    return [gpu_machine(**machine_spec), gpu_mapping(), llama_image(base), llama(base)]
+
+
+def write_gpu_stack(directory: Path, stack: str, *docs: dict[str, Any]) -> str:
+    """(Re)write DIRECTORY/stack.yaml (Stack + DOCS) beside the build context `ctx`."""
+    (directory / "ctx").mkdir(parents=True, exist_ok=True)
+    (directory / "ctx" / "Containerfile").write_text("ARG BASE\nFROM $BASE\nLABEL role=llama\n")
+    return str(write_stack(directory, stack, *docs))
+
+
+# Built images on real Podman.
+
+APP_CONTAINERFILE = """\
+FROM {base}
+ARG FLAVOR=plain
+COPY app.txt /app.txt
+RUN echo "$FLAVOR" > /flavor
+"""
+
+
+def image_ref(stack: str, name: str) -> str:
+    """Tagged per stack, so parallel tests never share a ref."""
+    return f"localhost/{stack}-{name}:latest"
+
+
+def image_doc(name: str, stack: str, context: str, **build: Any) -> dict[str, Any]:
+    """An Image built from CONTEXT."""
+    return doc("Image", name, {"ref": image_ref(stack, name), "build": {"context": context,
+                                                                        **build}})  # fmt: skip
+
+
+def app_stack(root: Path, stack: str, base: str, flavor: str = "plain") -> Path:
+    """Manifests with Image `app` (./ctx) used by workload `app`, plus an independent `side`."""
+    ctx = root / "ctx"
+    if not ctx.exists():
+        ctx.mkdir(parents=True)
+        (ctx / "Containerfile").write_text(APP_CONTAINERFILE.format(base=base))
+        (ctx / "app.txt").write_text("v1\n")
+        (ctx / ".containerignore").write_text("notes.txt\n")
+        (ctx / "notes.txt").write_text("ignored\n")
+    return write_stack(
+        root,
+        stack,
+        image_doc("app", stack, "./ctx", args={"FLAVOR": flavor}),
+        workload("app", "app"),
+        workload("side", base),
+    )
+
+
+# --- Desired values, built directly (for the pure planners) -------------------------------------
+
+IMAGE_REF = "localhost/base:latest"
+
+_WORKLOAD_DEFAULTS: dict[str, Any] = {
+    "machine": None,
+    "image": None,
+    "image_ref": IMAGE_REF,
+    "command": ("sleep", "3600"),
+    "args": None,
+    "env": {},
+    "secrets": (),
+    "ports": (),
+    "volumes": (),
+    "devices": (),
+    "mappings": (),
+    "memory_mib": None,
+    "cpus": None,
+    "restart": "no",
+    "healthcheck": None,
+    "depends_on": (),
+    "replicas": 1,
+    "init": False,
+    "stop_timeout_s": 10.0,
+    "network": "bridge",
+    "privileged": False,
+    "cap_add": (),
+    "state": "running",
+}
+
+
+def make_workload(name: str, **fields: Any) -> Workload:
+    """A Workload as the model builds it from a minimal manifest (model.py's defaults)."""
+    return Workload(name=name, **{**_WORKLOAD_DEFAULTS, **fields})
+
+
+def make_machine(name: str = "gpu", **fields: Any) -> Machine:
+    """A Machine with nothing declared but its name (Podman's defaults), state running."""
+    base: dict[str, Any] = {"provider": None, "cpus": None, "memory_mib": None,
+                            "disk_gib": None, "rootful": None, "volumes": (), "state": "running"}  # fmt: skip
+    return Machine(name=name, **{**base, **fields})
+
+
+def make_mapping(
+    name: str,
+    devices: tuple[str, ...] = ("/dev/dri",),
+    providers: tuple[str, ...] | None = None,
+    env: dict[str, str] | None = None,
+    probe: Probe | None = None,
+) -> DeviceMapping:
+    return DeviceMapping(name, devices, providers, env or {}, probe)
+
+
+def make_desired(
+    *items: Workload | Machine | DeviceMapping | Image, stack: str = "s", prune: bool = False
+) -> Desired:
+    """A Desired holding ITEMS, keyed by name, in stack STACK."""
+    return Desired(
+        Stack(stack, prune),
+        {i.name: i for i in items if isinstance(i, Machine)},
+        {i.name: i for i in items if isinstance(i, Image)},
+        {i.name: i for i in items if isinstance(i, DeviceMapping)},
+        {i.name: i for i in items if isinstance(i, Workload)},
+    )
+
+
+# --- the fake `podman` (machines) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Out:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+class FakePodman:
+    """One fake Podman installation: its state file, call log and FAKE_PODMAN_* settings.
+
+    `socket_url` is the API socket its machines report (the real test socket in end-to-end
+    tests); other settings are keyword arguments (osarch="linux/amd64" -> FAKE_PODMAN_OSARCH).
+    """
+
+    def __init__(
+        self, directory: Path, version: str = "5.8.2", socket_url: str = "", **settings: str
+    ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.state = directory / "state.json"
+        self.log = directory / "calls.log"
+        self.settings = {
+            "FAKE_PODMAN_STATE": str(self.state),
+            "FAKE_PODMAN_LOG": str(self.log),
+            "FAKE_PODMAN_VERSION": version,
+            **({"FAKE_PODMAN_SOCKET": socket_url.removeprefix("unix://")} if socket_url else {}),
+            **{f"FAKE_PODMAN_{k.upper()}": v for k, v in settings.items()},
+        }
+        # The whole environment of a direct run; DOCKER_HOST must never reach podman's argv/env.
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(directory),
+            "TMPDIR": "/tmp",
+            "DOCKER_HOST": "unix:///must/not/leak",
+            **self.settings,
+        }
+        # podform passes podman only a minimal environment, so the settings travel in a wrapper.
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.settings.items())
+        self.path = directory / "podman"
+        self.path.write_text(
+            f"#!/bin/sh\n{exports}exec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE))} "
+            '"$@"\n'
+        )
+        self.path.chmod(0o755)
+        self.cli = self.machine_cli()
+
+    def machine_cli(self) -> MachineCli:
+        """A fresh MachineCli on this installation (nothing cached yet)."""
+        return MachineCli(str(FAKE), SubprocessRunner(("FAKE_PODMAN_",), base_env=self.env))
+
+    def run(
+        self, *argv: str, version: str | None = None, provider: str | None = None, **env: str
+    ) -> Out:
+        """Run the fake directly; keyword args become FAKE_PODMAN_* settings for this call."""
+        full = dict(self.env)
+        if version is not None:
+            full["FAKE_PODMAN_VERSION"] = version
+        full.update({f"FAKE_PODMAN_{k.upper()}": v for k, v in env.items()})
+        if provider is not None:
+            full["CONTAINERS_MACHINE_PROVIDER"] = provider
+        done = subprocess.run(
+            [str(FAKE), *argv],
+            env=full,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        return Out(done.returncode, done.stdout, done.stderr)
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The call log: one record per run ({"argv": [...], "provider_env": ...})."""
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def argvs(self) -> list[list[str]]:
+        return [c["argv"] for c in self.calls()]
+
+    def changing_calls(self) -> list[list[str]]:
+        """Machine commands that change something: init, start, stop, set, rm."""
+        changing = {"init", "start", "stop", "set", "rm"}
+        return [c for c in self.argvs() if c[:1] == ["machine"] and c[1] in changing]
+
+    def clear_log(self) -> None:
+        self.log.unlink(missing_ok=True)
+
+    def machines(self) -> dict[str, dict[str, Any]]:
+        data: dict[str, dict[str, Any]] = json.loads(self.state.read_text())["machines"]
+        return {m["name"]: m for m in data.values()}
+
+    def edit(self, key: str, **fields: object) -> None:
+        """Change a machine record ("provider/name") behind podman's back."""
+        data = json.loads(self.state.read_text())
+        data["machines"][key].update(fields)
+        self.state.write_text(json.dumps(data))
+
+
+MakeFake = Callable[..., FakePodman]
