@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from helpers import make_desired, make_machine, make_workload
 
 from reconciler.engine.machine_planner import DESTROYS, plan_delete_machines, plan_machines
 from reconciler.engine.observed import ClientInfo, ObservedMachine
 from reconciler.engine.plan import Action, MachineWork, PlanOptions, Verb
 from reconciler.manifests.model import Desired
-from reconciler.runtime.orchestrator import load_desired
 
 MAC = ClientInfo((5, 8, 2), "darwin", "arm64", "applehv")
-SPEC = {"provider": "libkrun", "cpus": 4, "memory": "8GiB", "diskSize": "100GiB",
-        "rootful": True, "volumes": ["~/models:/models:ro"], "state": "running"}  # fmt: skip
+# The machine as model.py builds it from the manifest: 8GiB -> 8192 MiB, 100GiB -> 100 GiB.
+SPEC: dict[str, Any] = {"provider": "libkrun", "cpus": 4, "memory_mib": 8192, "disk_gib": 100,
+                        "rootful": True, "volumes": ("~/models:/models:ro",), "state": "running"}  # fmt: skip
 RECORD = {"gpu": {"provider": "libkrun", "volumes": ["~/models:/models:ro"]}}
 
 
-def desired(tmp_path: Path, workloads: tuple[str, ...] = ("llama",), **spec: Any) -> Desired:
-    docs: list[dict[str, Any]] = [
-        {"apiVersion": "podform/v1", "kind": "Machine", "metadata": {"name": "gpu"},
-         "spec": {k: v for k, v in {**SPEC, **spec}.items() if v is not None}},
-    ]  # fmt: skip
-    for w in workloads:
-        docs.append(
-            {"apiVersion": "podform/v1", "kind": "Workload", "metadata": {"name": w},
-             "spec": {"machine": "gpu", "image": "localhost/x:1"}}
-        )  # fmt: skip
-    path = tmp_path / "stack.yaml"
-    path.write_text(yaml.safe_dump_all(docs))
-    return load_desired([str(path)])
+def desired(workloads: tuple[str, ...] = ("llama",), **fields: Any) -> Desired:
+    """Machine gpu (SPEC with FIELDS over it; None = not declared) and workloads on it."""
+    on_gpu = (make_workload(w, machine="gpu", image_ref="localhost/x:1") for w in workloads)
+    return make_desired(make_machine("gpu", **{**SPEC, **fields}), *on_gpu)
 
 
 def seen(**fields: Any) -> dict[str, ObservedMachine]:
@@ -58,9 +48,9 @@ def one(
     return action, errors
 
 
-def test_missing_machine_is_created_with_every_declared_setting(tmp_path: Path) -> None:
+def test_missing_machine_is_created_with_every_declared_setting() -> None:
     """No machine: create (init) with cpus, MiB, GiB, rootful, volumes, then start."""
-    action, errors = one(desired(tmp_path), {}, {})
+    action, errors = one(desired(), {}, {})
     assert (action.verb, action.operation, errors) == (Verb.CREATE, "init", [])
     assert action.reason == "machine does not exist: init, then start it"
     assert action.work == MachineWork(
@@ -71,9 +61,9 @@ def test_missing_machine_is_created_with_every_declared_setting(tmp_path: Path) 
     )  # fmt: skip
 
 
-def test_declared_stopped_machine_is_created_but_not_started(tmp_path: Path) -> None:
+def test_declared_stopped_machine_is_created_but_not_started() -> None:
     """state: stopped: init only."""
-    action, _ = one(desired(tmp_path, state="stopped"), {}, {})
+    action, _ = one(desired(state="stopped"), {}, {})
     assert isinstance(action.work, MachineWork) and not action.work.start_after
     assert action.reason == "machine does not exist: init (left stopped)"
 
@@ -86,17 +76,15 @@ def test_declared_stopped_machine_is_created_but_not_started(tmp_path: Path) -> 
         ({"state": "starting"}, Verb.UNCHANGED, "none", "machine is starting"),
     ],
 )
-def test_state_convergence(
-    tmp_path: Path, observed: dict[str, Any], verb: Verb, op: str, reason: str
-) -> None:
+def test_state_convergence(observed: dict[str, Any], verb: Verb, op: str, reason: str) -> None:
     """An existing machine is started when it should run, and left alone when up to date."""
-    action, errors = one(desired(tmp_path), seen(**observed))
+    action, errors = one(desired(), seen(**observed))
     assert (action.verb, action.operation, action.reason, errors) == (verb, op, reason, [])
 
 
-def test_stop_names_the_interrupted_workloads(tmp_path: Path) -> None:
+def test_stop_names_the_interrupted_workloads() -> None:
     """state: stopped on a running machine: stop, naming the workloads placed on it."""
-    action, _ = one(desired(tmp_path, ("b", "a"), state="stopped"), seen())
+    action, _ = one(desired(("b", "a"), state="stopped"), seen())
     assert (action.verb, action.operation) == (Verb.UPDATE, "stop")
     assert action.reason == "machine is running, should be stopped; interrupts workloads a, b"
 
@@ -104,10 +92,10 @@ def test_stop_names_the_interrupted_workloads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("spec", "observed", "settings", "changes", "steps", "stop_first"),
     [
-        ({"cpus": 6, "memory": "12GiB"}, {}, {"cpus": 6, "memory_mib": 12288},
+        ({"cpus": 6, "memory_mib": 12288}, {}, {"cpus": 6, "memory_mib": 12288},
          ["cpus: 4 → 6", 'memory: "8192MiB" → "12288MiB"'],
          "stop, `podman machine set`, start", True),
-        ({"diskSize": "200GiB"}, {}, {"disk_gib": 200},
+        ({"disk_gib": 200}, {}, {"disk_gib": 200},
          ['diskSize: "100GiB" → "200GiB"'], "stop, `podman machine set`, start", True),
         ({"rootful": False}, {"state": "stopped"}, {"rootful": False},
          ["rootful: true → false"], "`podman machine set`, then start", False),
@@ -116,7 +104,6 @@ def test_stop_names_the_interrupted_workloads(tmp_path: Path) -> None:
     ],
 )  # fmt: skip
 def test_in_place_changes_pass_only_the_changed_flags(
-    tmp_path: Path,
     spec: dict[str, Any],
     observed: dict[str, Any],
     settings: dict[str, Any],
@@ -125,7 +112,7 @@ def test_in_place_changes_pass_only_the_changed_flags(
     stop_first: bool,
 ) -> None:
     """cpus/memory/disk growth/rootful: update (set) with just those flags, stop first if running."""
-    action, errors = one(desired(tmp_path, **spec), seen(**observed))
+    action, errors = one(desired(**spec), seen(**observed))
     assert (action.verb, action.operation, errors) == (Verb.UPDATE, "set", [])
     assert isinstance(action.work, MachineWork)
     assert action.work.settings == settings
@@ -139,19 +126,15 @@ def test_in_place_changes_pass_only_the_changed_flags(
     ("spec", "observed", "record", "what"),
     [
         ({"provider": "applehv"}, {}, RECORD, "provider"),
-        ({"volumes": ["/srv:/models:ro"]}, {}, RECORD, "volumes"),
-        ({"diskSize": "50GiB"}, {}, RECORD, "diskSize"),
+        ({"volumes": ("/srv:/models:ro",)}, {}, RECORD, "volumes"),
+        ({"disk_gib": 50}, {}, RECORD, "diskSize"),
     ],
 )
 def test_replace_is_an_error_unless_allowed(
-    tmp_path: Path,
-    spec: dict[str, Any],
-    observed: dict[str, Any],
-    record: dict[str, dict[str, object]],
-    what: str,
+    spec: dict[str, Any], observed: dict[str, Any], record: dict[str, dict[str, object]], what: str
 ) -> None:
     """Provider, volumes, disk shrink: replace saying it destroys everything; refused by default."""
-    d = desired(tmp_path, **spec)
+    d = desired(**spec)
     action, errors = one(d, seen(**observed), record)
     assert (action.verb, action.operation) == (Verb.REPLACE, "replace")
     assert action.reason == f"{what} cannot change in place: re-create, which {DESTROYS}"
@@ -165,22 +148,22 @@ def test_replace_is_an_error_unless_allowed(
     assert allowed.work.settings["old_provider"] == "libkrun"
 
 
-def test_adopted_machine_is_never_recreated_for_unknown_volumes(tmp_path: Path) -> None:
+def test_adopted_machine_is_never_recreated_for_unknown_volumes() -> None:
     """A machine podform did not create: its volumes are unknown, so it is adopted as it is."""
-    action, errors = one(desired(tmp_path, volumes=["/other:/x"]), seen(), {})
+    action, errors = one(desired(volumes=("/other:/x",)), seen(), {})
     assert (action.verb, errors) == (Verb.UNCHANGED, [])
     assert action.reason.endswith("(adopted: not created by podform)")
 
 
-def test_omitted_provider_adopts_the_existing_one(tmp_path: Path) -> None:
+def test_omitted_provider_adopts_the_existing_one() -> None:
     """No provider declared: the existing machine's provider is fine, whatever it is."""
-    action, _ = one(desired(tmp_path, provider=None), seen(provider="applehv"))
+    action, _ = one(desired(provider=None), seen(provider="applehv"))
     assert action.verb is Verb.UNCHANGED
 
 
-def test_delete_removes_only_machines_podform_created(tmp_path: Path) -> None:
+def test_delete_removes_only_machines_podform_created() -> None:
     """delete --machines: recorded machines are removed after the other deletes; others kept."""
-    d = desired(tmp_path)
+    d = desired()
     actions, warnings = plan_delete_machines(d, seen(), RECORD, ("Container/x",))
     [rm] = actions
     assert (rm.verb, rm.operation, rm.depends_on, warnings) == (

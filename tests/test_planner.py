@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import IMAGE_REF, make_desired, make_machine, make_workload
 
 from reconciler.engine.hashing import (
     masked_spec,
@@ -28,34 +30,10 @@ from reconciler.labels import (
     LABEL_SPEC_HASH,
     LABEL_STACK,
 )
-from reconciler.manifests.model import Desired
+from reconciler.manifests.model import Build, Dependency, Desired, Image, Mount
 from reconciler.runtime.orchestrator import load_desired
 
-IMAGE_REF = "localhost/base:latest"
 IMAGE_ID = "sha256:" + "a" * 64
-
-STACK = """\
-apiVersion: podform/v1
-kind: Stack
-metadata: {name: s}
-"""
-
-
-def workload(name: str, extra: str = "") -> str:
-    return f"""---
-apiVersion: podform/v1
-kind: Workload
-metadata: {{name: {name}}}
-spec:
-  image: {IMAGE_REF}
-  command: [sleep, "3600"]
-{extra}"""
-
-
-def desired_from(tmp_path: Path, text: str) -> Desired:
-    path = tmp_path / "stack.yaml"
-    path.write_text(text)
-    return load_desired([str(path)])
 
 
 def running(
@@ -97,18 +75,18 @@ def verbs(p: Plan) -> dict[str, tuple[str, str]]:
     return {a.name: (a.verb.value, a.operation) for a in p.actions if a.kind == "Container"}
 
 
-def test_fresh_stack_creates_every_replica(tmp_path: Path) -> None:
+def test_fresh_stack_creates_every_replica() -> None:
     """Nothing observed: each replica is created, named <stack>-<workload>-<n>, with a reason."""
-    d = desired_from(tmp_path, STACK + workload("web", "  replicas: 2\n"))
+    d = make_desired(make_workload("web", replicas=2))
     p = plan(d, observed(), Recorded(valid=False), {})
     assert verbs(p) == {"s-web-1": ("create", "create"), "s-web-2": ("create", "create")}
     assert all(a.reason for a in p.actions)
     assert not p.is_empty()
 
 
-def test_converged_stack_is_unchanged_with_reason(tmp_path: Path) -> None:
+def test_converged_stack_is_unchanged_with_reason() -> None:
     """Matching spec-hash and running: unchanged, and the reason says why."""
-    d = desired_from(tmp_path, STACK + workload("web"))
+    d = make_desired(make_workload("web"))
     c = running(d, "web")
     p = plan(d, observed(c), recorded_for(c), {})
     assert verbs(p) == {"s-web-1": ("unchanged", "none")}
@@ -116,25 +94,23 @@ def test_converged_stack_is_unchanged_with_reason(tmp_path: Path) -> None:
     assert "up to date" in p.actions[-1].reason
 
 
-def test_changed_env_replaces_with_field_diff(tmp_path: Path) -> None:
+def test_changed_env_replaces_with_field_diff() -> None:
     """An env edit replaces the container and names the field with old -> new."""
-    before = desired_from(tmp_path, STACK + workload("web", "  env: {LEVEL: info}\n"))
+    before = make_desired(make_workload("web", env={"LEVEL": "info"}))
     c = running(before, "web")
     rec = recorded_for(c, d=before)
-    after = desired_from(tmp_path, STACK + workload("web", "  env: {LEVEL: debug}\n"))
+    after = make_desired(make_workload("web", env={"LEVEL": "debug"}))
     p = plan(after, observed(c), rec, {})
     action = next(a for a in p.actions if a.kind == "Container")
     assert (action.verb, action.operation) == (Verb.REPLACE, "replace")
     assert [str(ch) for ch in action.changes] == ['env.LEVEL: "info" → "debug"']
 
 
-def test_secret_values_never_in_plan(tmp_path: Path) -> None:
+def test_secret_values_never_in_plan() -> None:
     """A secret-looking env value is masked in the diff and absent from the rendered plan."""
-    before = desired_from(tmp_path, STACK + workload("web", "  env: {API_TOKEN: sentinel-one}\n"))
+    before = make_desired(make_workload("web", env={"API_TOKEN": "sentinel-one"}))
     c = running(before, "web")
-    after = desired_from(
-        tmp_path, STACK + workload("web", "  env: {API_TOKEN: sentinel-two, X: y}\n")
-    )
+    after = make_desired(make_workload("web", env={"API_TOKEN": "sentinel-two", "X": "y"}))
     p = plan(after, observed(c), recorded_for(c, d=before), {})
     text = p.render() + str(p.to_json())
     assert "sentinel" not in text
@@ -151,17 +127,17 @@ def test_secret_values_never_in_plan(tmp_path: Path) -> None:
     ],
 )
 def test_run_state_drift_is_an_in_place_update(
-    tmp_path: Path, state: str, want_state: str, verb: tuple[str, str]
+    state: str, want_state: str, verb: tuple[str, str]
 ) -> None:
     """Stopped-by-hand containers are started (same id), running ones stopped when declared stopped."""
-    d = desired_from(tmp_path, STACK + workload("web", f"  state: {want_state}\n"))
+    d = make_desired(make_workload("web", state=want_state))
     c = running(d, "web", state=state)
     assert verbs(plan(d, observed(c), recorded_for(c), {})) == {"s-web-1": verb}
 
 
-def test_crash_looping_container_is_reported_not_recreated(tmp_path: Path) -> None:
+def test_crash_looping_container_is_reported_not_recreated() -> None:
     """Restarted again and again and not up: left alone with a crash-looping warning."""
-    d = desired_from(tmp_path, STACK + workload("web"))
+    d = make_desired(make_workload("web"))
     c = running(d, "web", state="exited")
     looping = ObservedContainer(c.id, c.name, "exited", c.labels, restart_count=5, exit_code=3)
     p = plan(d, observed(looping), recorded_for(looping), {})
@@ -170,20 +146,20 @@ def test_crash_looping_container_is_reported_not_recreated(tmp_path: Path) -> No
     assert "crash-looping" in action.warnings[0] and "exit code 3" in action.warnings[0]
 
 
-def test_foreign_container_with_needed_name_is_an_error(tmp_path: Path) -> None:
+def test_foreign_container_with_needed_name_is_an_error() -> None:
     """A container without podform's labels holding s-web-1 makes the plan fail, naming it."""
-    d = desired_from(tmp_path, STACK + workload("web"))
+    d = make_desired(make_workload("web"))
     foreign = ObservedContainer("x", "s-web-1", "running", {})
     p = plan(d, observed(foreign), Recorded(), {})
     assert p.errors and "s-web-1" in p.errors[0] and "not created by podform" in p.errors[0]
     assert "s-web-1" not in verbs(p)
 
 
-def test_scale_down_deletes_only_recorded_replicas(tmp_path: Path) -> None:
+def test_scale_down_deletes_only_recorded_replicas() -> None:
     """replicas 3 -> 1 deletes replicas 2 and 3 (recorded), keeps 1; deletes run after the rest."""
-    d3 = desired_from(tmp_path, STACK + workload("web", "  replicas: 3\n"))
+    d3 = make_desired(make_workload("web", replicas=3))
     cs = [running(d3, "web", n) for n in (1, 2, 3)]
-    d1 = desired_from(tmp_path, STACK + workload("web", "  replicas: 1\n"))
+    d1 = make_desired(make_workload("web", replicas=1))
     p = plan(d1, observed(*cs), recorded_for(*cs), {})
     assert verbs(p) == {
         "s-web-1": ("unchanged", "none"),
@@ -194,43 +170,43 @@ def test_scale_down_deletes_only_recorded_replicas(tmp_path: Path) -> None:
     assert "Container/s-web-1" in delete.depends_on
 
 
-def test_prune_needs_inventory_and_labels(tmp_path: Path) -> None:
+def test_prune_needs_inventory_and_labels() -> None:
     """Prune removes owned, undeclared containers; a labelled one never recorded stays."""
-    old = desired_from(tmp_path, STACK + workload("web") + workload("old"))
+    old = make_desired(make_workload("web"), make_workload("old"))
     web, gone = running(old, "web"), running(old, "old")
     planted = ObservedContainer(
         "p", "s-planted-1", "running", {LABEL_STACK: "s", LABEL_NAME: "planted"}
     )
-    d = desired_from(tmp_path, STACK + workload("web"))
+    d = make_desired(make_workload("web"))
     p = plan(d, observed(web, gone, planted), recorded_for(web, gone), {}, PlanOptions(prune=True))
     assert verbs(p)["s-old-1"] == ("delete", "remove")
     assert "s-planted-1" not in verbs(p)
     assert any("s-planted-1" in w for w in p.warnings)
 
 
-def test_without_prune_undeclared_containers_stay(tmp_path: Path) -> None:
+def test_without_prune_undeclared_containers_stay() -> None:
     """No prune flag: an undeclared workload's container is not touched."""
-    old = desired_from(tmp_path, STACK + workload("web") + workload("old"))
+    old = make_desired(make_workload("web"), make_workload("old"))
     web, gone = running(old, "web"), running(old, "old")
-    d = desired_from(tmp_path, STACK + workload("web"))
+    d = make_desired(make_workload("web"))
     assert "s-old-1" not in verbs(plan(d, observed(web, gone), recorded_for(web, gone), {}))
 
 
-def test_corrupt_inventory_skips_prune_with_warning(tmp_path: Path) -> None:
+def test_corrupt_inventory_skips_prune_with_warning() -> None:
     """A missing/corrupt inventory never means delete: prune is skipped with a warning."""
-    old = desired_from(tmp_path, STACK + workload("web") + workload("old"))
+    old = make_desired(make_workload("web"), make_workload("old"))
     web, gone = running(old, "web"), running(old, "old")
-    d = desired_from(tmp_path, STACK + workload("web"))
+    d = make_desired(make_workload("web"))
     p = plan(d, observed(web, gone), Recorded(valid=False), {}, PlanOptions(prune=True))
     assert "s-old-1" not in verbs(p)
     assert any("prune skipped" in w for w in p.warnings)
 
 
-def test_prune_to_nothing_refused_without_allow_empty(tmp_path: Path) -> None:
+def test_prune_to_nothing_refused_without_allow_empty() -> None:
     """An empty manifest set with prune is an error unless --allow-empty."""
-    old = desired_from(tmp_path, STACK + workload("web"))
+    old = make_desired(make_workload("web"))
     web = running(old, "web")
-    empty = desired_from(tmp_path, STACK)
+    empty = make_desired()
     refused = plan(empty, observed(web), recorded_for(web), {}, PlanOptions(prune=True))
     assert refused.errors and "--allow-empty" in refused.errors[0]
     allowed = plan(
@@ -239,33 +215,20 @@ def test_prune_to_nothing_refused_without_allow_empty(tmp_path: Path) -> None:
     assert verbs(allowed) == {"s-web-1": ("delete", "remove")}
 
 
-def build_stack(tmp_path: Path) -> str:
+def build_stack(tmp_path: Path) -> Desired:
+    """Image `app` built from ./ctx, used by `web`; `other` runs the pulled base image."""
     ctx = tmp_path / "ctx"
     ctx.mkdir(exist_ok=True)
     (ctx / "Containerfile").write_text("FROM scratch\n")
-    return (
-        STACK
-        + """---
-apiVersion: podform/v1
-kind: Image
-metadata: {name: app}
-spec:
-  build: {context: ./ctx}
----
-apiVersion: podform/v1
-kind: Workload
-metadata: {name: web}
-spec:
-  image: app
-"""
-        + "---\n"
-        + workload("other")[4:]
-    )
+    app = Image("app", "localhost/app:latest", None, Build(ctx, ctx / "Containerfile", {}, None),
+                "IfNotPresent")  # fmt: skip
+    web = make_workload("web", image="app", image_ref=app.ref, command=None)
+    return make_desired(app, web, make_workload("other"))
 
 
 def test_image_content_hash_decides_build(tmp_path: Path) -> None:
     """Same content hash: reuse; different: rebuild and replace exactly the workloads using it."""
-    d = desired_from(tmp_path, build_stack(tmp_path))
+    d = build_stack(tmp_path)
     app_id = "sha256:" + "b" * 64
     images = [
         ObservedImage(app_id, ("localhost/app:latest",), {LABEL_CONTENT_HASH: "h1"}),
@@ -287,9 +250,9 @@ def test_image_content_hash_decides_build(tmp_path: Path) -> None:
     assert image.id in web_action.depends_on
 
 
-def test_missing_named_volume_is_created_first(tmp_path: Path) -> None:
+def test_missing_named_volume_is_created_first() -> None:
     """A named volume is created when missing and the container waits for it."""
-    d = desired_from(tmp_path, STACK + workload("db", '  volumes: ["data:/data"]\n'))
+    d = make_desired(make_workload("db", volumes=(Mount("data", "/data", (), False),)))
     p = plan(d, observed(), Recorded(), {})
     vol = next(a for a in p.actions if a.kind == "Volume")
     assert (vol.verb, vol.name) == (Verb.CREATE, "data")
@@ -299,11 +262,10 @@ def test_missing_named_volume_is_created_first(tmp_path: Path) -> None:
     assert next(a for a in p2.actions if a.kind == "Volume").verb is Verb.UNCHANGED
 
 
-def test_depends_on_orders_and_waits_for_health(tmp_path: Path) -> None:
+def test_depends_on_orders_and_waits_for_health() -> None:
     """dependsOn healthy: the dependent's action depends on the dependency's and waits for health."""
-    d = desired_from(
-        tmp_path,
-        STACK + workload("db") + workload("api", "  dependsOn: [{name: db, condition: healthy}]\n"),
+    d = make_desired(
+        make_workload("db"), make_workload("api", depends_on=(Dependency("db", "healthy"),))
     )
     p = plan(d, observed(), Recorded(), {})
     api = next(a for a in p.actions if a.name == "s-api-1")
@@ -311,9 +273,9 @@ def test_depends_on_orders_and_waits_for_health(tmp_path: Path) -> None:
     assert api.work is not None and getattr(api.work, "healthy_deps", ()) == ("s-db-1",)
 
 
-def test_plan_render_is_deterministic_golden(tmp_path: Path) -> None:
+def test_plan_render_is_deterministic_golden() -> None:
     """The rendered plan is stable text: Terraform-style symbols, aligned names, summary line."""
-    d = desired_from(tmp_path, STACK + workload("web") + workload("db", "  state: stopped\n"))
+    d = make_desired(make_workload("web"), make_workload("db", state="stopped"))
     web = running(d, "web", state="exited")
     p = plan(d, observed(web), recorded_for(web), {})
     assert p.render() == (
@@ -326,10 +288,10 @@ def test_plan_render_is_deterministic_golden(tmp_path: Path) -> None:
     )
 
 
-def test_repeated_starts_that_stop_again_become_a_crash_loop(tmp_path: Path) -> None:
+def test_repeated_starts_that_stop_again_become_a_crash_loop() -> None:
     """Podman 4.3 reports no restart count: after podform started the same container 3 times in
     a row and found it stopped again, it is reported crash-looping and not started again."""
-    d = desired_from(tmp_path, STACK + workload("web"))
+    d = make_desired(make_workload("web"))
     c = running(d, "web", state="exited")
     rec = recorded_for(c)
     rec.containers[c.name] = RecordedContainer(c.id, "web", "", {}, "", starts=2)
@@ -342,18 +304,9 @@ def test_repeated_starts_that_stop_again_become_a_crash_loop(tmp_path: Path) -> 
     assert "crash-looping" in p.render(show_unchanged=False)
 
 
-def pulled_stack(policy: str) -> str:
-    return (
-        STACK
-        + f"""---
-apiVersion: podform/v1
-kind: Image
-metadata: {{name: base}}
-spec:
-  ref: {IMAGE_REF}
-  pull: {{policy: {policy}}}
-"""
-    )
+def pulled_stack(policy: str) -> Desired:
+    """Only Image `base`, pulled with POLICY."""
+    return make_desired(Image("base", IMAGE_REF, None, None, policy))
 
 
 @pytest.mark.parametrize(
@@ -366,9 +319,9 @@ spec:
         ("Never", True, ("unchanged", "none")),
     ],
 )
-def test_pull_policies(tmp_path: Path, policy: str, present: bool, want: tuple[str, str]) -> None:
+def test_pull_policies(policy: str, present: bool, want: tuple[str, str]) -> None:
     """IfNotPresent pulls only a missing image, Always pulls every pass, Never never pulls."""
-    d = desired_from(tmp_path, pulled_stack(policy))
+    d = pulled_stack(policy)
     obs = (
         observed() if present else Observed(containers={"": []}, images={"": []}, volumes={"": []})
     )
@@ -378,9 +331,34 @@ def test_pull_policies(tmp_path: Path, policy: str, present: bool, want: tuple[s
     assert not p.errors
 
 
-def test_pull_policy_never_with_missing_image_is_an_error(tmp_path: Path) -> None:
+def test_pull_policy_never_with_missing_image_is_an_error() -> None:
     """Never + absent image: the plan fails naming the image instead of pulling."""
-    d = desired_from(tmp_path, pulled_stack("Never"))
+    d = pulled_stack("Never")
     empty = Observed(containers={"": []}, images={"": []}, volumes={"": []})
     p = plan(d, empty, Recorded(), {})
     assert p.errors == (f"image {IMAGE_REF} is not present and its pull policy is Never",)
+
+
+def test_hand_built_desired_matches_the_model(tmp_path: Path) -> None:
+    """The builders these pure tests use give what model.py builds from the same manifest, so a
+    planner test on a hand-built Desired is a test of what users' manifests produce."""
+    text = """\
+apiVersion: podform/v1
+kind: Stack
+metadata: {name: s}
+---
+apiVersion: podform/v1
+kind: Machine
+metadata: {name: gpu}
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: web}
+spec: {image: localhost/base:latest, command: [sleep, "3600"], replicas: 2}
+"""
+    (tmp_path / "stack.yaml").write_text(text)
+    loaded = load_desired([str(tmp_path / "stack.yaml")])
+    built = make_desired(make_machine("gpu"), make_workload("web", replicas=2))
+    assert {n: replace(w, location=None) for n, w in loaded.workloads.items()} == built.workloads
+    assert {n: replace(m, location=None) for n, m in loaded.machines.items()} == built.machines
+    assert replace(loaded.stack, location=None) == built.stack
