@@ -78,6 +78,10 @@ class PodmanUnreachable(PermanentError):
     """The Podman API cannot be reached at all (after bounded retries)."""
 
 
+class PodmanTimeout(TemporaryError):
+    """Podman did not answer a call in time (an exec outliving its timeout ends this way)."""
+
+
 class LockHeld(PermanentError):
     """Another podform process holds this stack's lock."""
 

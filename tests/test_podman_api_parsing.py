@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from reconciler.engine.observed import ObservedContainer, ObservedImage, ObservedVolume
-from reconciler.errors import PermanentError, TemporaryError
+from reconciler.errors import PermanentError, PodmanTimeout, TemporaryError
 from reconciler.runtime.backends import podman_api, unix_http
 from reconciler.runtime.backends.podman_api import PodmanApi
 
@@ -174,3 +174,21 @@ def test_demux_reads_each_frame_of_the_recorded_stream() -> None:
     """The 8-byte frame header (stream, size) is stripped; frames are joined in order."""
     frame = fixture("4.3.1", "exec_start.bin")
     assert podman_api._demux(frame + frame) == "renderD128\nrenderD128\n"
+
+
+def test_exec_outliving_its_timeout_reads_as_exit_124(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe whose exec does not answer in time is a failed probe (124), not an error; other
+    transport failures still raise."""
+    recorded = Recorded("4.3.1")
+    monkeypatch.setattr(PodmanApi, "_json", lambda self, m, p, **kw: recorded.json(m, p, **kw))
+    failure: list[Exception] = [PodmanTimeout("Podman at x did not answer POST /exec in time")]
+
+    def call(self: PodmanApi, method: str, path: str, **kwargs: Any) -> Any:
+        raise failure[0]
+
+    monkeypatch.setattr(PodmanApi, "_call", call)
+    api = PodmanApi("unix:///nonexistent/podman.sock")
+    assert api.exec("c14rec-web-1", ["ls"], 5.0) == (124, "timed out after 5s")
+    failure[0] = TemporaryError("cannot reach Podman at x: connection refused")
+    with pytest.raises(TemporaryError, match="connection refused"):
+        api.exec("c14rec-web-1", ["ls"], 5.0)

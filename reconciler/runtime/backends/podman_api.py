@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from reconciler.engine.observed import ObservedContainer, ObservedImage, ObservedVolume
-from reconciler.errors import PermanentError, PodmanUnreachable, TemporaryError
+from reconciler.errors import PermanentError, PodmanTimeout, PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Workload
 from reconciler.runtime.backends import unix_http
 
@@ -66,7 +66,7 @@ class PodmanApi:
         try:
             status, body = unix_http.get(self._socket, resource, params or {}, self.timeout)
         except TimeoutError:
-            raise TemporaryError(
+            raise PodmanTimeout(
                 f"Podman at {self.url} did not answer GET {resource} in time"
             ) from None
         except OSError as exc:
@@ -108,7 +108,7 @@ class PodmanApi:
         import requests
 
         if isinstance(exc, requests.Timeout):
-            return TemporaryError(
+            return PodmanTimeout(
                 f"Podman at {self.url} did not answer {method.upper()} {path} in time"
             )
         return TemporaryError(f"cannot reach Podman at {self.url}: {_root_cause(exc)}")
@@ -287,10 +287,8 @@ class PodmanApi:
                 data=json.dumps({"Detach": False, "Tty": False}),
                 timeout=timeout_s,
             )
-        except TemporaryError as exc:
-            if "did not answer" in str(exc):
-                return 124, f"timed out after {timeout_s:g}s"
-            raise
+        except PodmanTimeout:
+            return 124, f"timed out after {timeout_s:g}s"
         output = _demux(resp.content)
         info = self._json("get", f"/exec/{exec_id}/json")
         return int(info.get("ExitCode") or 0), output
