@@ -87,7 +87,10 @@ def test_podman_tests_fail_without_podman_unless_skipped(
     monkeypatch.delenv("PODFORM_TEST_URL", raising=False)
     monkeypatch.setenv("PODFORM_SKIP_PODMAN", skip_env)
     pytester.makeconftest((TESTS / "conftest.py").read_text())
-    pytester.makepyfile(podman_env=(TESTS / "podman_env.py").read_text())
+    pytester.makepyfile(
+        podman_env=(TESTS / "podman_env.py").read_text(),
+        helpers=(TESTS / "helpers.py").read_text(),
+    )
     pytester.makeini("[pytest]\nmarkers =\n    podman: needs Podman\n")
     pytester.makepyfile(
         test_needs_podman="""
