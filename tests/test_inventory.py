@@ -194,6 +194,12 @@ GOOD = json.dumps({"version": 1, "stack": STACK, "containers": {}})
             json.dumps({"version": 1, "stack": STACK, "containers": {"c": {"id": 7}}}).encode(),
             "malformed",
         ),
+        (
+            json.dumps(
+                {"version": 1, "stack": STACK, "containers": {"c": {"id": "x", "probe": "maybe"}}}
+            ).encode(),
+            "malformed",
+        ),
     ],
 )
 def test_damaged_inventory_is_invalid_with_a_problem(
