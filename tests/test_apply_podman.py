@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import PodformRunner, ok, workload, write_stack
+from helpers import PodformRunner, doc, ok, workload, write_stack
 from podman_env import container_ids, container_state, podform_subprocess, podman_cli
 
 
@@ -193,16 +193,15 @@ def test_unusable_inventory_skips_prune_with_a_warning(
 
 
 def _gpu_stack(directory: Path, stack: str, image: str, expect: str) -> Path:
-    mapping = {
-        "apiVersion": "podform/v1",
-        "kind": "DeviceMapping",
-        "metadata": {"name": "gpu"},
-        "spec": {
+    mapping = doc(
+        "DeviceMapping",
+        "gpu",
+        {
             "devices": ["/dev/zero:/dev/dri/renderD128"],
             "env": {"GGML_VK_VISIBLE_DEVICES": "0"},
             "probe": {"command": ["ls", "/dev/dri"], "expect": expect, "timeout": "10s"},
         },
-    }
+    )
     return write_stack(directory, stack, mapping, workload("llm", image, devices=["gpu"]))
 
 

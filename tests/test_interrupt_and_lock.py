@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from helpers import doc, workload, write_stack
 from podman_env import container_ids
 
 
@@ -18,29 +19,9 @@ def slow_stack(tmp_path: Path, stack: str, base: str, seconds: int = 4) -> Path:
     ctx = tmp_path / "m" / "slow"
     ctx.mkdir(parents=True)
     (ctx / "Containerfile").write_text(f"FROM {base}\nRUN sleep {seconds}\n")
-    (tmp_path / "m" / "stack.yaml").write_text(
-        f"""apiVersion: podform/v1
-kind: Stack
-metadata: {{name: {stack}}}
----
-apiVersion: podform/v1
-kind: Image
-metadata: {{name: slow}}
-spec:
-  ref: localhost/{stack}-slow:latest
-  build: {{context: ./slow}}
----
-apiVersion: podform/v1
-kind: Workload
-metadata: {{name: web}}
-spec:
-  image: slow
-  command: [sleep, "3600"]
-  init: true
-  stopTimeout: 1s
-"""
-    )
-    return tmp_path / "m"
+    image = doc("Image", "slow", {"ref": f"localhost/{stack}-slow:latest",
+                                  "build": {"context": "./slow"}})  # fmt: skip
+    return write_stack(tmp_path / "m", stack, image, workload("web", "slow"))
 
 
 def start_apply(manifests: Path, socket: str, state: Path) -> subprocess.Popen[str]:
