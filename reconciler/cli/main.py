@@ -124,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     _files(p, required=False)
     p = sub.add_parser("schema", parents=g, help="print the JSON Schema of a kind (or all)")
     p.add_argument("kind", nargs="?", default=None)
+    # render's -o is a destination (SPEC §8); "resolve" leaves the output format as --output.
+    p = sub.add_parser(
+        "render",
+        parents=g,
+        conflict_handler="resolve",
+        help="write the stack for kube, quadlet or compose",
+    )
+    _files(p)
+    p.add_argument("--to", required=True, choices=["kube", "quadlet", "compose"])
+    p.add_argument(
+        "-o", "--out", default="-", metavar="DIR", help="a folder, or - for stdout (default)"
+    )
     return parser
 
 
@@ -223,6 +235,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from reconciler.cli.doctor import run_doctor
 
         return run_doctor(args, _settings(args))
+    if args.command == "render":
+        from reconciler.cli.render import run_render
+
+        return run_render(args, _load(args))
     raise AssertionError(args.command)
 
 
@@ -231,7 +247,7 @@ def _load(args: argparse.Namespace) -> Any:
     from reconciler.runtime.orchestrator import load_desired
 
     # `validate` always runs the schemas; the other commands may reuse a previous verdict.
-    cache = None if args.command == "validate" else state_dir(args.state_dir)
+    cache = None if args.command in ("validate", "render") else state_dir(args.state_dir)
     stdin = sys.stdin.buffer if "-" in args.files else None
     return load_desired(args.files, stdin=stdin, cache_dir=cache)
 

@@ -59,6 +59,8 @@ class DeviceMapping:
     providers: tuple[str, ...] | None  # None: any provider
     env: dict[str, str]
     probe: Probe | None
+    # What `render --to kube` requests instead of the devices (a device plugin's resources).
+    kubernetes_resources: dict[str, int | str] = field(default_factory=dict)
     location: Location | None = None
 
 
@@ -414,6 +416,7 @@ def _mapping(doc: Document) -> DeviceMapping:
         )
         if probe
         else None,
+        kubernetes_resources=dict((spec.get("kubernetes") or {}).get("resources", {})),
         location=doc.locate([]),
     )
 
