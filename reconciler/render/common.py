@@ -95,7 +95,7 @@ def whole_seconds(value: float) -> int:
 
 def duration(value: float) -> str:
     """Seconds -> the shortest compose/Podman duration text: 30s, 1m30s, 500ms."""
-    if value < 1:
+    if 0 < value < 1:
         return f"{round(value * 1000)}ms"
     whole = round(value)
     minutes, seconds = divmod(whole, 60)
