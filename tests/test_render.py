@@ -291,7 +291,7 @@ def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -
         "Volume=full-dbdata.volume:/data:ro",
         "AddDevice=nvidia.com/gpu=all",
         "AddDevice=/dev/dri",
-        "Memory=2048m",
+        "PodmanArgs=--memory=2048m",
         "PodmanArgs=--cpus=1.5",
         "PodmanArgs=--privileged",
         "AddCapability=CAP_NET_ADMIN SYS_TIME",

@@ -171,10 +171,10 @@ def _container(desired: Desired, w: Workload, replica: int, awaited: bool, out: 
         )
     # devices (mappings are expanded into them; their env is in env above)
     c.extend(("AddDevice", d) for d in w.devices)
+    # [Container] has no key for memory or CPU limits in Podman 5.4: PodmanArgs passes them.
     if w.memory_mib is not None:
-        c.append(("Memory", f"{w.memory_mib}m"))
+        c.append(("PodmanArgs", f"--memory={w.memory_mib}m"))
     if w.cpus is not None:
-        # [Container] has no key for a CPU limit in Podman 5.4: PodmanArgs passes it through.
         c.append(("PodmanArgs", f"--cpus={w.cpus:g}"))
     # restart: systemd restarts the unit (Podman's own policy is not used under systemd)
     if (restart := _RESTART[w.restart]) is not None:
