@@ -437,3 +437,35 @@ def test_invalid_manifests_render_nothing(tmp_path: Path) -> None:
     done = podform_subprocess("render", "-f", str(path), "--to", "compose", "-o", str(out))
     assert done.returncode == 1 and done.stdout == ""
     assert "replicas" in done.stderr and not out.exists()
+
+
+def test_kubernetes_names_that_a_cluster_would_refuse_are_warned(tmp_path: Path) -> None:
+    """A Service name must be a DNS label starting with a letter: `<stack>-<name>` is checked."""
+    path = _write(
+        tmp_path,
+        """\
+        apiVersion: podform/v1
+        kind: Stack
+        metadata: {name: 1st}
+        ---
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: web}
+        spec: {image: "docker.io/x/y:1", ports: ["8080:80"], restart: always}
+        """,
+    )
+    notes = [str(n) for n in render(load_desired([str(path)]), Target.KUBE).notes]
+    assert notes == [
+        "Service 1st-web: metadata.name: is not a valid Kubernetes name (a Service needs a DNS "
+        "label of at most 63 characters starting with a letter): shorten the stack or resource "
+        "name"
+    ]
+
+
+def test_render_reads_manifests_from_stdin(tmp_path: Path) -> None:
+    """`-f -` works as for validate: the compose file for the piped stack on stdout."""
+    text = (EXAMPLES / "linux-nvidia" / "stack.yaml").read_text()
+    text = text.replace("./models:", "models:").replace("{name: llama-cuda}", "{name: piped}")
+    done = podform_subprocess("render", "-f", "-", "--to", "compose", input=text, env=_NO_PODMAN)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("name: piped\n") and "- models:/models:ro\n" in done.stdout
