@@ -318,6 +318,11 @@ def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
         "dockerfile": "Containerfile",
         "args": {"V": "1"},
         "target": "runtime",
+        "labels": {
+            "io.podform.stack": "full",
+            "io.podform.kind": "Image",
+            "io.podform.name": "app",
+        },
     }
     assert api["volumes"] == ["dbdata:/data:ro", "./models:/models:ro,z"]
     assert api["deploy"] == {

@@ -104,6 +104,7 @@ def _service(desired: Desired, w: Workload, base: Path | None, out: Rendering) -
             build["args"] = dict(b.args)
         if b.target:
             build["target"] = b.target
+        build["labels"] = labels(stack, "Image", image.name, image.labels)
         s["build"] = build
     else:
         s["pull_policy"] = _PULL[image.pull_policy if image is not None else "IfNotPresent"]
