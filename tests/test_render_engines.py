@@ -222,7 +222,7 @@ def _free_port() -> int:
 
 
 def _stack(tmp_path: Path, stack: str, image: str, port: int) -> Path:
-    """One web workload with env, a published port, a named volume and the device stand-in."""
+    """One web workload: env, a published port, a named volume, the device stand-in, probes."""
     folder = tmp_path / "manifests"
     folder.mkdir()
     (folder / "stack.yaml").write_text(
@@ -238,6 +238,7 @@ def _stack(tmp_path: Path, stack: str, image: str, port: int) -> Path:
             spec:
               devices: ["/dev/zero:/dev/dri/renderD128"]
               env: {{GPU_ENV: "from-mapping"}}
+              probe: {{command: [test, -c, /dev/dri/renderD128], timeout: 5s}}
             ---
             apiVersion: podform/v1
             kind: Workload
@@ -251,6 +252,7 @@ def _stack(tmp_path: Path, stack: str, image: str, port: int) -> Path:
               devices: [gpu]
               restart: always
               stopTimeout: 1s
+              healthcheck: {{command: [test, -f, /bin/sh], interval: 5s, timeout: 2s}}
             """
         )
     )
@@ -339,7 +341,8 @@ def test_podman_kube_play_runs_the_rendered_deployment(
     assert rendered.returncode == 0, rendered.stderr
     kube = tmp_path / "kube.yaml"
     kube.write_text(rendered.stdout)
-    networks_before = set(podman_cli("network", "ls", "--format", "{{.Name}}").split())
+    kube_network = "podman-default-kube-network"
+    had_kube_network = kube_network in podman_cli("network", "ls", "--format", "{{.Name}}").split()
     try:
         podman_cli("kube", "play", str(kube))
         container = _stack_container(stack_name)
@@ -348,10 +351,10 @@ def test_podman_kube_play_runs_the_rendered_deployment(
         assert volumes.split() == [f"{stack_name}-{stack_name}-data"]
     finally:
         podman_cli("kube", "down", str(kube))
-        # kube play creates Podman's shared kube network on first use; leave the host as found.
-        for network in set(podman_cli("network", "ls", "--format", "{{.Name}}").split()):
-            if network not in networks_before:
-                subprocess.run(["podman", "network", "rm", network], capture_output=True)
+        # kube play creates Podman's shared kube network on first use; leave the host as found
+        # (without --force: another kube play in use keeps it).
+        if not had_kube_network:
+            subprocess.run(["podman", "network", "rm", kube_network], capture_output=True)
     assert podman_cli("ps", "-a", "-q", "--filter", f"label={STACK_LABEL}={stack_name}") == ""
 
 
