@@ -6,7 +6,8 @@
 - quadlet: every key against the documented key set of podman-systemd.unit(5) for Podman 5.4
   (the version we target; Debian 12's Podman 4.3 has no Quadlet), and Podman's own generator
   (`quadlet -dryrun`) where one is installed (or PODFORM_TEST_QUADLET names one), whose podman
-  commands are then run here.
+  commands are then run here. On Debian 12, Debian 13's podman_5.4.2 .deb unpacked with
+  `dpkg-deb -x` gives a usr/libexec/podman/quadlet that runs (it needs only libc).
 """
 
 from __future__ import annotations
