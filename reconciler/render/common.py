@@ -49,12 +49,10 @@ class Rendering:
         self.notes.append(Note(resource, path, message))
 
     def stream(self) -> str:
-        """All files as one text (one file: itself; several: each after a `# name` line)."""
+        """All files as one text for stdout: one file is itself; several each follow `# NAME`."""
         if len(self.files) == 1:
             return next(iter(self.files.values()))
-        return "".join(f"# {name}\n{text}\n" for name, text in self.files.items()).rstrip("\n") + (
-            "\n" if self.files else ""
-        )
+        return "\n".join(f"# {name}\n{text}" for name, text in self.files.items())
 
 
 def workload_resource(w: Workload) -> str:
