@@ -20,7 +20,7 @@ from reconciler.render import Note, Target, render
 from reconciler.render import compose as compose_target
 from reconciler.render import kube as kube_target
 from reconciler.render import quadlet as quadlet_target
-from reconciler.render.common import Port, duration, parse_port, split_device
+from reconciler.render.common import PortMapping, duration, parse_port, split_device
 from reconciler.runtime.orchestrator import load_desired
 
 ROOT = Path(__file__).parent.parent
@@ -347,15 +347,15 @@ def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "port"),
     [
-        ("8080", Port(None, None, 8080, "tcp")),
-        ("8080:80", Port(None, 8080, 80, "tcp")),
-        ("127.0.0.1:9000:9000/udp", Port("127.0.0.1", 9000, 9000, "udp")),
-        ("10.0.0.1::7000", Port("10.0.0.1", None, 7000, "tcp")),
-        ("[::1]:9443:443/tcp", Port("::1", 9443, 443, "tcp")),
-        ("[fe80::1]::53/udp", Port("fe80::1", None, 53, "udp")),
+        ("8080", PortMapping(8080, None, "", "tcp")),
+        ("8080:80", PortMapping(80, 8080, "", "tcp")),
+        ("127.0.0.1:9000:9000/udp", PortMapping(9000, 9000, "127.0.0.1", "udp")),
+        ("10.0.0.1::7000", PortMapping(7000, None, "10.0.0.1", "tcp")),
+        ("[::1]:9443:443/tcp", PortMapping(443, 9443, "::1", "tcp")),
+        ("[fe80::1]::53/udp", PortMapping(53, None, "fe80::1", "udp")),
     ],
 )
-def test_ports_parse_in_every_form_the_schema_admits(text: str, port: Port) -> None:
+def test_ports_parse_in_every_form_the_schema_admits(text: str, port: PortMapping) -> None:
     """C, H:C, IP:H:C, IP::C and [IPv6]:H:C, with a protocol."""
     assert parse_port(text) == port
 

@@ -64,26 +64,28 @@ def labels(stack: str, kind: str, name: str, own: dict[str, str] | None = None) 
     return dict(own or {}) | stack_labels(stack, kind, name)
 
 
+# Same shape as the one port parser the workload-fields branch adds (manifests/ports.py): once
+# both are merged, this copy goes and render imports that one.
 @dataclass(frozen=True)
-class Port:
-    host_ip: str | None  # without IPv6 brackets
-    host_port: int | None
+class PortMapping:
     container_port: int
+    host_port: int | None  # None: Podman picks a free port
+    host_ip: str  # "" = every address; IPv6 without brackets
     protocol: str  # tcp | udp
 
 
-def parse_port(text: str) -> Port:
+def parse_port(text: str) -> PortMapping:
     """`C`, `H:C`, `IP:H:C`, `IP::C`, `[IPv6]:H:C`, each with an optional `/tcp|/udp`."""
     protocol = "tcp"
     if "/" in text:
         text, protocol = text.rsplit("/", 1)
-    host_ip: str | None = None
+    host_ip = ""
     if text.startswith("["):
         host_ip, _, text = text[1:].partition("]:")
     elif text.count(":") == 2:
         host_ip, _, text = text.partition(":")
     host, _, container = text.rpartition(":")
-    return Port(host_ip or None, int(host) if host else None, int(container), protocol)
+    return PortMapping(int(container), int(host) if host else None, host_ip, protocol)
 
 
 def whole_seconds(value: float) -> int:
