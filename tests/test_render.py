@@ -75,6 +75,8 @@ spec:
   image: base
   healthcheck: {command: [pg_isready], interval: 5s, timeout: 2s, retries: 4, startPeriod: 12s}
   volumes: ["dbdata:/var/lib/db:Z"]
+  network: host
+  ports: ["5433:5432"]
   replicas: 2
   state: stopped
   restart: on-failure
@@ -97,7 +99,6 @@ spec:
   dependsOn: [{name: db, condition: healthy}, web]
   init: true
   stopTimeout: 20s
-  network: host
   privileged: true
   capAdd: [CAP_NET_ADMIN, SYS_TIME]
 ---
@@ -196,6 +197,8 @@ def test_kube_notes_name_resource_and_field_for_what_kubernetes_cannot_express(
         "Workload api: spec.ports: '8080': a host port chosen at random",
         "DeviceMapping nv: spec.probe.expect: checked through `sh -c",
         "Workload web: spec.network: 'container:api' is not rendered",
+        "Workload db: spec.ports: '5433:5432': with the host network the container listens on "
+        "5432 itself; the mapping to 5433 is not rendered",
     ):
         assert expected in notes
 
@@ -228,6 +231,7 @@ def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
         ("Deployment", "full-api"),
         ("Service", "full-api"),
         ("Deployment", "full-db"),
+        ("Service", "full-db"),
         ("Deployment", "full-web"),
     }
     db = docs[("Deployment", "full-db")]["spec"]
@@ -235,8 +239,11 @@ def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
     assert db["template"]["metadata"]["labels"]["tier"] == "data"
     startup = db["template"]["spec"]["containers"][0]["startupProbe"]
     assert startup["failureThreshold"] == 3 + 4 and startup["periodSeconds"] == 5
+    db_pod = db["template"]["spec"]
+    assert db_pod["hostNetwork"] is True
+    assert db_pod["containers"][0]["ports"] == [{"containerPort": 5432, "protocol": "TCP"}]
     pod = docs[("Deployment", "full-api")]["spec"]["template"]["spec"]
-    assert pod["hostNetwork"] is True and pod["terminationGracePeriodSeconds"] == 20
+    assert "hostNetwork" not in pod and pod["terminationGracePeriodSeconds"] == 20
     c = pod["containers"][0]
     assert c["resources"] == {"limits": {"cpu": "1500m", "memory": "2048Mi", "nvidia.com/gpu": 1}}
     assert c["command"] == ["/bin/api", "--serve"]
@@ -295,7 +302,7 @@ def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -
         "PodmanArgs=--cpus=1.5",
         "PodmanArgs=--privileged",
         "AddCapability=CAP_NET_ADMIN SYS_TIME",
-        "Network=host",
+        "Network=bridge",
         "RunInit=true",
         "StopTimeout=20",
         "Restart=always",
@@ -303,6 +310,7 @@ def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -
         assert line in api.splitlines(), line
     db = files["full-db-2.container"]
     assert "Notify=healthy" in db and "Pull=always" in db and "Restart=on-failure" in db
+    assert "Network=host" in db.splitlines()
     assert "[Install]" not in db  # state: stopped: installed, not started at boot
     assert "ContainerName=full-db-2" in db and "Label=io.podform.replica=2" in db
 
@@ -335,7 +343,8 @@ def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
     }
     assert {"target": 8080, "protocol": "tcp"} in api["ports"]
     assert {"target": 443, "published": "9443", "host_ip": "::1", "protocol": "tcp"} in api["ports"]
-    assert api["network_mode"] == "host" and api["privileged"] is True
+    assert "network_mode" not in api and api["privileged"] is True
+    assert doc["services"]["db"]["network_mode"] == "host"
     assert doc["services"]["web"]["network_mode"] == "service:api"
     assert doc["services"]["db"]["deploy"]["replicas"] == 0
     assert doc["services"]["db"]["pull_policy"] == "always"

@@ -209,7 +209,16 @@ def _container(
     for text in w.ports:
         p = parse_port(text)
         port: dict[str, Any] = {"containerPort": p.container_port, "protocol": p.protocol.upper()}
-        if p.host_port is not None:
+        if w.network == "host":
+            # The pod listens on the node itself: a cluster refuses a hostPort that differs.
+            if p.host_port not in (None, p.container_port):
+                out.note(
+                    who,
+                    "spec.ports",
+                    f"{text!r}: with the host network the container listens on "
+                    f"{p.container_port} itself; the mapping to {p.host_port} is not rendered",
+                )
+        elif p.host_port is not None:
             port["hostPort"] = p.host_port
             if p.host_ip:
                 port["hostIP"] = p.host_ip
