@@ -483,3 +483,27 @@ def test_render_reads_manifests_from_stdin(tmp_path: Path) -> None:
     done = podform_subprocess("render", "-f", "-", "--to", "compose", input=text, env=_NO_PODMAN)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("name: piped\n") and "- models:/models:ro\n" in done.stdout
+
+
+def test_a_workload_joining_anothers_network_starts_after_it(tmp_path: Path) -> None:
+    """network: container:W -> Quadlet joins W's first replica and requires its unit."""
+    path = _write(
+        tmp_path,
+        """\
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: vpn}
+        spec: {image: "docker.io/x/vpn:1"}
+        ---
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: app}
+        spec: {image: "docker.io/x/app:1", network: "container:vpn"}
+        """,
+    )
+    desired = load_desired([str(path)])
+    app = render(desired, Target.QUADLET).files["default-app-1.container"].splitlines()
+    assert "Network=container:default-vpn-1" in app
+    assert "Requires=default-vpn-1.service" in app and "After=default-vpn-1.service" in app
+    compose = render(desired, Target.COMPOSE).stream()
+    assert "network_mode: service:vpn\n" in compose

@@ -213,7 +213,11 @@ def _container(desired: Desired, w: Workload, replica: int, awaited: bool, out: 
     if w.network != "default":
         network = w.network
         if network.startswith("container:"):
-            network = f"container:{stack}-{network.removeprefix('container:')}-1"
+            # The first replica's network namespace, which must exist first.
+            joined = f"{stack}-{network.removeprefix('container:')}-1"
+            network = f"container:{joined}"
+            if ("Requires", f"{joined}.service") not in unit:
+                unit.extend([("Requires", f"{joined}.service"), ("After", f"{joined}.service")])
         c.append(("Network", network))
     if w.privileged:
         # Quadlet has no key for --privileged: PodmanArgs passes it through.
