@@ -217,7 +217,10 @@ def test_compose_notes_name_resource_and_field(tmp_path: Path) -> None:
     notes = "\n".join(_notes(tmp_path, Target.COMPOSE))
     assert "Machine gpu: spec: not rendered" in notes
     assert "DeviceMapping nv: spec.probe: not rendered" in notes
-    assert "Workload api: spec.secrets: hf-token as env HF_TOKEN: `type: env`" in notes
+    assert (
+        "Workload api: spec.secrets: hf-token as env HF_TOKEN is rendered as the file "
+        "/run/secrets/hf-token" in notes
+    )
 
 
 def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
@@ -351,6 +354,7 @@ def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
     assert doc["services"]["db"]["healthcheck"]["start_period"] == "12s"
     assert doc["volumes"]["dbdata"]["name"] == "dbdata"
     assert doc["secrets"]["hf-token"] == {"name": "hf-token", "external": True}
+    assert api["secrets"] == ["hf-token", {"source": "cert", "target": "/etc/cert.pem"}, "plain"]
 
 
 @pytest.mark.parametrize(

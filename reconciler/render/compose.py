@@ -119,12 +119,14 @@ def _service(desired: Desired, w: Workload, base: Path | None, out: Rendering) -
         refs: list[Any] = []
         for ref in w.secrets:
             if ref.env:
-                refs.append({"source": ref.name, "target": ref.env, "type": "env"})
+                # Compose secrets are files; podman-compose's `type: env` is not in the
+                # Compose Specification, and docker compose refuses the whole file for it.
+                refs.append(ref.name)
                 out.note(
                     who,
                     "spec.secrets",
-                    f"{ref.name} as env {ref.env}: `type: env` is podman-compose's; docker "
-                    "compose mounts secrets as files only",
+                    f"{ref.name} as env {ref.env} is rendered as the file /run/secrets/{ref.name}: "
+                    "compose secrets are files",
                 )
             elif ref.target:
                 refs.append({"source": ref.name, "target": ref.target})
