@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     _files(p, required=False)
     p = sub.add_parser("schema", parents=g, help="print the JSON Schema of a kind (or all)")
     p.add_argument("kind", nargs="?", default=None)
+    from reconciler.cli.import_compose import add_import_parser
+
+    add_import_parser(sub)
     return parser
 
 
@@ -199,6 +202,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(schema_text(args.kind))
         return EXIT_OK
+    if args.command == "import":
+        from reconciler.cli.import_compose import run_import
+
+        return run_import(args)
     from reconciler.cli import log
 
     verbosity = -1 if args.quiet else args.verbose + (1 if args.command == "watch" else 0)

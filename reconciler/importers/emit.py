@@ -1,0 +1,52 @@
+"""Deterministic YAML for imported documents: same input, same bytes.
+
+Stack first, then Network, Secret, DeviceMapping, Image, Workload, each kind sorted by name; keys
+in the order the mapper wrote them (SPEC §1's order); a header comment naming the source files.
+Strings YAML 1.1 would read as something else (`no`, `22:22`, `0755`) come out quoted, so both
+podform's YAML 1.2 loader and older tools read back the same strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from reconciler.importers.model import Doc
+
+KIND_ORDER = ("Stack", "Network", "Secret", "DeviceMapping", "Image", "Workload")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, lists indented under their key as people write them by hand."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=100,
+    )
+
+
+def ordered(docs: Sequence[Doc]) -> list[Doc]:
+    """Documents in output order: by kind as KIND_ORDER lists them, then by name."""
+    return sorted(docs, key=lambda d: (KIND_ORDER.index(d.kind), d.name))
+
+
+def emit(docs: Sequence[Doc], header: Sequence[str]) -> str:
+    """One multi-document YAML text; `header` lines become the leading comment."""
+    parts = ["".join(f"# {line}".rstrip() + "\n" for line in header)]
+    for i, doc in enumerate(ordered(docs)):
+        text = _dump(doc.as_dict())
+        if doc.comment:
+            text += "".join(f"{line}\n" for line in doc.comment)
+        parts.append(("---\n" if i else "") + text)
+    return "".join(parts)
