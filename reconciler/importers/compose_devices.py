@@ -26,7 +26,7 @@ _DRI_SUGGESTION = (
 )
 
 
-def _norm_device(entry: str) -> str:
+def norm_device(entry: str) -> str:
     """`/dev/x:/dev/x` is `/dev/x`: the same device, written twice."""
     parts = entry.split(":")
     if len(parts) == 2 and parts[0] == parts[1]:
@@ -73,7 +73,7 @@ class DeviceResolver:
         return self._gpu[key].name
 
     def inline(self, workload: str, entries: list[str]) -> None:
-        self._inline[workload] = [_norm_device(e) for e in entries]
+        self._inline[workload] = [norm_device(e) for e in entries]
 
     def finish(self, workloads: list[Doc]) -> None:
         """Turn a device set used by two or more workloads into one mapping they all name."""
@@ -97,7 +97,7 @@ class DeviceResolver:
             if doc.name not in shared:
                 continue
             devset, name = shared[doc.name]
-            kept = [d for d in doc.spec["devices"] if _norm_device(d) not in devset]
+            kept = [d for d in doc.spec["devices"] if norm_device(d) not in devset]
             doc.spec["devices"] = [*kept, name]
 
     def mappings(self) -> list[Doc]:

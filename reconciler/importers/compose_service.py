@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.importers import compose_values as cv
-from reconciler.importers.compose_devices import DeviceResolver, nvidia_request
+from reconciler.importers.compose_devices import DeviceResolver, norm_device, nvidia_request
 from reconciler.importers.model import Doc, ImportContext
 
 WORKLOAD_ORDER = (
@@ -257,7 +257,7 @@ class ServiceMapper:
                     text += f":{entry['permissions']}"
             else:
                 text = str(entry)
-            self._inline_devices.append(text)
+            self._inline_devices.append(norm_device(text))
 
     def _add_gpu(self, cdi: list[str]) -> None:
         name = self.devices.gpu(cdi)
