@@ -4,6 +4,7 @@ GPU requests, privileges and host paths, warnings for every dropped key, and the
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -18,6 +19,7 @@ from reconciler.importers.compose_load import ComposeError, interpolate, load_co
 from reconciler.importers.compose_map import map_project
 from reconciler.importers.emit import emit
 
+ROOT = Path(__file__).parent.parent
 ENV = {"SET": "value", "EMPTY": ""}
 # (template, expected with ENV): compose's interpolation grammar.
 INTERPOLATION = [
@@ -549,3 +551,47 @@ def test_stdout_output_prints_and_writes_nothing(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "kind: Workload" in done.stdout
     assert os.listdir(tmp_path) == ["compose.yaml"]
+
+
+def test_spec_keys_follow_schema_order(tmp_path: Path) -> None:
+    """Spec keys come out in the order the kind's JSON Schema lists them, whatever order
+    the compose file used; documents come Stack first, then by kind and name."""
+    docs, _ = imported(
+        tmp_path,
+        """\
+        services:
+          zeta: {restart: always, ports: ["80:80"], environment: {A: "1"}, image: x/z:1}
+          alpha: {image: x/a:1}
+        """,
+    )
+    order = json.loads((ROOT / "schemas" / "workload.json").read_text())
+    keys = list(order["properties"]["spec"]["properties"])
+    zeta = list(spec(docs, "zeta"))
+    assert zeta == sorted(zeta, key=keys.index) == ["image", "env", "ports", "restart"]
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("Stack", docs[0]["metadata"]["name"]),
+        ("Workload", "alpha"),
+        ("Workload", "zeta"),
+    ]
+
+
+def test_extends_and_anchors_are_resolved(tmp_path: Path) -> None:
+    """`extends` (same file and another file) and YAML anchors with merge keys are resolved
+    before mapping, the extending service winning."""
+    write(tmp_path, "common.yaml", "services: {base: {image: x/base:1, environment: {A: '1'}}}\n")
+    docs, _ = imported(
+        tmp_path,
+        """\
+        x-env: &env {SHARED: "yes"}
+        services:
+          web:
+            extends: {file: common.yaml, service: base}
+            environment: {<<: *env, B: "2"}
+          worker:
+            extends: web
+            image: x/worker:1
+        """,
+    )
+    assert spec(docs, "web") == {"image": "x/base:1", "env": {"A": "1", "SHARED": "yes", "B": "2"}}
+    assert spec(docs, "worker")["image"] == "x/worker:1"
+    assert spec(docs, "worker")["env"] == {"A": "1", "SHARED": "yes", "B": "2"}
