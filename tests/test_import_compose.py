@@ -15,7 +15,8 @@ import pytest
 import yaml
 from podman_env import podform_subprocess
 
-from reconciler.importers.compose_load import ComposeError, interpolate, load_compose
+from reconciler.importers.compose_env import ComposeError, interpolate
+from reconciler.importers.compose_load import load_compose
 from reconciler.importers.compose_map import map_project
 from reconciler.importers.emit import emit
 

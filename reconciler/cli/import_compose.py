@@ -56,7 +56,8 @@ def _output_path(args: argparse.Namespace, first: Path) -> Path | None:
 
 def run_import(args: argparse.Namespace) -> int:
     from reconciler.errors import PodformError
-    from reconciler.importers.compose_load import ComposeError, load_compose
+    from reconciler.importers.compose_env import ComposeError
+    from reconciler.importers.compose_load import load_compose
     from reconciler.importers.compose_map import map_project
     from reconciler.importers.emit import emit
 

@@ -92,7 +92,7 @@ def _unique_names(raw: list[str], what: str) -> dict[str, str]:
     for item in raw:
         name = cv.podform_name(item)
         if name in taken:
-            from reconciler.importers.compose_load import ComposeError
+            from reconciler.importers.compose_env import ComposeError
 
             raise ComposeError(
                 f"{what}s {taken[name]!r} and {item!r} both become {name!r} as podform names"

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.importers import compose_values as cv
-from reconciler.importers.compose_devices import DeviceResolver, norm_device, nvidia_request
-from reconciler.importers.model import Doc, ImportContext
+from reconciler.importers.compose_devices import norm_device, nvidia_request
+from reconciler.importers.compose_storage import StorageFields, scalar, str_list
+from reconciler.importers.model import Doc
 
 WORKLOAD_ORDER = (
     "machine", "image", "command", "args", "env", "secrets", "ports", "volumes", "devices",
@@ -23,20 +24,7 @@ WORKLOAD_ORDER = (
     "hostname", "extraHosts", "dns", "envFile", "stopSignal", "logging", "state",
 )  # fmt: skip
 
-_NO_TERMINAL = "podform runs workloads detached; `podman exec -it` gives a terminal"
-DROPPED_HINTS: dict[str, str] = {
-    "container_name": "podform names containers <stack>-<workload>-<n>",
-    "tty": _NO_TERMINAL,
-    "stdin_open": _NO_TERMINAL,
-    "pull_policy": "declare an Image with pull: {policy: ...} to choose when it is pulled",
-    "profiles": "podform imports the services COMPOSE_PROFILES selects; it has no profiles",
-    "expose": "workloads on a network reach each other's ports; publish with ports",
-    "links": "workloads reach each other by name on the stack network",
-    "external_links": "workloads reach each other by name on the stack network",
-    "pid": "podform has no pid namespace field",
-    "platform": "build or pull the image for this host's platform",
-}
-_SECRET_ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL_KEY = re.compile(
     r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
@@ -46,26 +34,8 @@ _SECURITY_PREFIXES = ("seccomp:", "apparmor:", "label:", "mask:", "unmask:", "pr
 _URL_CONTEXT = re.compile(r"^([a-z]+://|git@|github\.com/)")
 
 
-class ServiceMapper:
+class ServiceMapper(StorageFields):
     """Maps one service; warnings and policy needs go to the shared context."""
-
-    def __init__(
-        self, ctx: ImportContext, service: str, body: dict[str, Any], devices: DeviceResolver
-    ) -> None:
-        self.ctx, self.service, self.body, self.devices = ctx, service, body, devices
-        self.name = ctx.service_names[service]
-        self.spec: dict[str, Any] = {}
-        self.labels: dict[str, str] = {}
-        self.image: Doc | None = None
-        self._inline_devices: list[str] = []
-
-    def warn(self, key: str, message: str, hint: str = "") -> None:
-        self.ctx.warn(self.service, key, message, hint)
-
-    def drop(self, key: str, hint: str = "") -> None:
-        top = key.split(".")[0]
-        default = "extension fields have no podform meaning" if top.startswith("x-") else ""
-        self.warn(key, "dropped", hint or DROPPED_HINTS.get(top, default or "no podform field"))
 
     def run(self) -> tuple[Doc, Doc | None]:
         handlers: dict[str, Callable[[Any], None]] = {
@@ -90,8 +60,8 @@ class ServiceMapper:
             "working_dir": ("workdir", str), "hostname": ("hostname", str),
             "stop_signal": ("stopSignal", str), "userns_mode": ("userns", str),
             "pids_limit": ("pidsLimit", int), "scale": ("replicas", int),
-            "cap_add": ("capAdd", _str_list), "cap_drop": ("capDrop", _str_list),
-            "group_add": ("groupAdd", _str_list), "dns": ("dns", _str_list),
+            "cap_add": ("capAdd", str_list), "cap_drop": ("capDrop", str_list),
+            "group_add": ("groupAdd", str_list), "dns": ("dns", str_list),
         }  # fmt: skip
         for key, value in self.body.items():
             if key in handlers:
@@ -147,10 +117,10 @@ class ServiceMapper:
         self.spec["image"] = self.name
 
     def _entrypoint(self, value: Any) -> None:
-        self.spec["command"] = _str_list(value)
+        self.spec["command"] = str_list(value)
 
     def _command(self, value: Any) -> None:
-        self.spec["args"] = _str_list(value)
+        self.spec["args"] = str_list(value)
 
     def _environment(self, value: Any) -> None:
         self.spec["env"] = {**self.spec.get("env", {}), **self._string_map("environment", value)}
@@ -158,7 +128,7 @@ class ServiceMapper:
     def _string_map(self, key: str, value: dict[str, Any]) -> dict[str, str]:
         out: dict[str, str] = {}
         for name, val in value.items():
-            if not _SECRET_ENV.fullmatch(str(name)):
+            if not _ENV_NAME.fullmatch(str(name)):
                 self.drop(f"{key}.{name}", "not a variable name podform accepts")
                 continue
             if val is None:
@@ -166,20 +136,8 @@ class ServiceMapper:
                 if val is None:
                     self.drop(f"{key}.{name}", "taken from the environment, which has no value")
                     continue
-            out[str(name)] = _scalar(val)
+            out[str(name)] = scalar(val)
         return out
-
-    def _env_file(self, value: Any) -> None:
-        files: list[str] = []
-        for i, entry in enumerate(value):
-            path = str(entry["path"] if isinstance(entry, dict) else entry)
-            required = entry.get("required", True) if isinstance(entry, dict) else True
-            if not (self.ctx.project.project_dir / path).is_file() and not required:
-                self.drop(f"env_file[{i}]", f"optional file {path} does not exist")
-                continue
-            files.append(self.ctx.host_path(path, f"env_file[{i}]", self.service))
-        if files:
-            self.spec["envFile"] = files
 
     # --- ports, volumes, devices -------------------------------------------------------------
 
@@ -191,61 +149,6 @@ class ServiceMapper:
             except ValueError as exc:
                 self.drop(f"ports[{i}]", str(exc))
         self.spec["ports"] = list(dict.fromkeys(out))
-
-    def _volumes(self, value: Any) -> None:
-        for i, entry in enumerate(value):
-            self._volume(f"volumes[{i}]", entry)
-
-    def _volume(self, key: str, entry: Any) -> None:
-        if isinstance(entry, str):
-            parts = entry.split(":")
-            if len(parts) == 1:
-                long: dict[str, Any] = {"type": "volume", "target": parts[0]}
-            else:
-                source = parts[0]
-                kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
-                long = {"type": kind, "source": source, "target": parts[1]}
-                options = parts[2].split(",") if len(parts) > 2 else []
-                long["_options"] = options
-        else:
-            long = dict(entry)
-        kind = long.pop("type", "volume")
-        target = str(long.pop("target", ""))
-        options = [o for o in long.pop("_options", []) if o != "rw"]
-        if long.pop("read_only", False):
-            options.append("ro")
-        if kind == "tmpfs":
-            size = (long.pop("tmpfs", None) or {}).get("size")
-            self.spec.setdefault("tmpfs", []).append(f"{target}:size={size}" if size else target)
-        elif kind == "bind":
-            bind = long.pop("bind", None) or {}
-            if bind.get("selinux"):
-                options.append(str(bind["selinux"]))
-            if bind.get("propagation"):
-                options.append(str(bind["propagation"]))
-            source = self.ctx.host_path(str(long.pop("source")), key, self.service)
-            self._mount(source, target, options)
-        elif kind == "volume":
-            if (long.pop("volume", None) or {}).get("nocopy"):
-                options.append("nocopy")
-            raw = long.pop("source", None)
-            if raw is None:
-                slug = cv.podform_name(target) if target.strip("/") else "root"
-                source = cv.podform_name(f"{self.name}-{slug}")
-                self.warn(key, f"anonymous volume imported as the named volume {source!r}")
-            else:
-                source = self.ctx.volume_names.get(str(raw)) or cv.podform_name(str(raw))
-            self._mount(source, target, options)
-        else:
-            self.drop(f"{key}.type", f"volume type {kind} has no podform form")
-            return
-        for extra in sorted(long):
-            self.drop(f"{key}.{extra}")
-
-    def _mount(self, source: str, target: str, options: list[str]) -> None:
-        keep = [o for o in options if o not in ("cached", "delegated", "consistent")]
-        volume = f"{source}:{target}" + (f":{','.join(keep)}" if keep else "")
-        self.spec.setdefault("volumes", []).append(volume)
 
     def _devices(self, value: Any) -> None:
         for entry in value:
@@ -410,7 +313,7 @@ class ServiceMapper:
             entry: dict[str, Any] = {"name": cv.podform_name(net)}
             for key, val in (opts or {}).items():
                 if key == "aliases":
-                    entry["aliases"] = _str_list(val)
+                    entry["aliases"] = str_list(val)
                 else:
                     self.drop(f"networks.{net}.{key}", "podform does not pin addresses")
             if net not in self.ctx.project.networks:
@@ -437,7 +340,7 @@ class ServiceMapper:
 
     def _security_opt(self, value: Any) -> None:
         out: list[str] = []
-        for opt in _str_list(value):
+        for opt in str_list(value):
             if opt.startswith(_SECURITY_PREFIXES):
                 opt = opt.replace(":", "=", 1)
             if opt in ("no-new-privileges:true", "no-new-privileges=true"):
@@ -477,76 +380,21 @@ class ServiceMapper:
         cpus = float(value)
         self.spec.setdefault("resources", {})["cpus"] = int(cpus) if cpus.is_integer() else cpus
 
-    def _tmpfs(self, value: Any) -> None:
-        self.spec.setdefault("tmpfs", []).extend(_str_list(value))
-
     def _logging(self, value: Any) -> None:
         out: dict[str, Any] = {}
         if value.get("driver"):
             out["driver"] = str(value["driver"])
         if value.get("options"):
-            out["options"] = {str(k): _scalar(v) for k, v in value["options"].items()}
+            out["options"] = {str(k): scalar(v) for k, v in value["options"].items()}
         self.spec["logging"] = out
 
     # --- metadata, secrets, configs --------------------------------------------------------
 
     def _labels(self, value: dict[str, Any]) -> None:
         for key, val in value.items():
-            text = "" if val is None else _scalar(val)
+            text = "" if val is None else scalar(val)
             valid = _LABEL_KEY.fullmatch(key) and _LABEL_VALUE.fullmatch(text) and len(text) <= 63
             if valid and not key.lower().startswith("io.podform."):
                 self.labels[key] = text
                 continue
             self.drop(f"labels.{key}", "podform labels are names and short values only")
-
-    def _secrets(self, value: Any) -> None:
-        out: list[dict[str, Any]] = []
-        for i, entry in enumerate(value):
-            long = {"source": entry} if isinstance(entry, str) else dict(entry)
-            source = str(long.pop("source", ""))
-            declared = self.ctx.project.secrets.get(source)
-            if declared is None:
-                self.drop(f"secrets[{i}]", f"secret {source!r} is not declared")
-                continue
-            if declared.get("external"):
-                name = str(declared.get("name", source))
-            else:
-                name = self.ctx.secret_names[source]
-            # compose mounts at /run/secrets/<target or key>; podform's secret is <stack>-<name>
-            target = str(long.pop("target", source))
-            item = {
-                "name": name,
-                "target": target if target.startswith("/") else f"/run/secrets/{target}",
-            }
-            for key in sorted(long):
-                self.drop(f"secrets[{i}].{key}", "podform mounts secrets with Podman's defaults")
-            out.append(item)
-        if out:
-            self.spec["secrets"] = out
-
-    def _configs(self, value: Any) -> None:
-        for i, entry in enumerate(value):
-            long = {"source": entry} if isinstance(entry, str) else dict(entry)
-            source = str(long.pop("source", ""))
-            declared = self.ctx.project.configs.get(source) or {}
-            target = str(long.pop("target", f"/{source}"))
-            if "file" not in declared:
-                self.drop(f"configs[{i}]", "only file configs have a podform form (a bind mount)")
-                continue
-            path = self.ctx.host_path(str(declared["file"]), f"configs[{i}]", self.service)
-            self._mount(path, target, ["ro"])
-            for key in sorted(long):
-                self.drop(f"configs[{i}].{key}")
-
-
-def _scalar(value: Any) -> str:
-    """A compose scalar as the string compose passes on (`true`, not Python's `True`)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _str_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    return [_scalar(v) for v in value or []]
