@@ -596,3 +596,24 @@ def test_extends_and_anchors_are_resolved(tmp_path: Path) -> None:
     assert spec(docs, "web") == {"image": "x/base:1", "env": {"A": "1", "SHARED": "yes", "B": "2"}}
     assert spec(docs, "worker")["image"] == "x/worker:1"
     assert spec(docs, "worker")["env"] == {"A": "1", "SHARED": "yes", "B": "2"}
+
+
+def test_interpolated_booleans_are_read_as_compose_casts_them(tmp_path: Path) -> None:
+    """`privileged: ${PRIV:-false}` is the string "false" after interpolation: not privileged,
+    and no allowPrivileged on the Stack."""
+    docs, warnings = imported(
+        tmp_path,
+        "services: {w: {image: x/w:1, privileged: '${PRIV:-false}', init: '${INIT:-true}'}}",
+    )
+    assert spec(docs, "w")["privileged"] is False
+    assert spec(docs, "w")["init"] is True
+    assert "spec" not in docs[0] and warnings == []
+
+
+def test_unreadable_value_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    """A value of the wrong shape (deploy: 5) is exit 1 naming services.NAME.KEY, no traceback."""
+    compose = write(tmp_path, "compose.yaml", "services: {web: {image: x/web:1, deploy: 5}}\n")
+    done = cli_import("-f", str(compose), "-o", "-")
+    assert done.returncode == 1
+    assert "services.web.deploy" in done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr

@@ -264,7 +264,7 @@ def test_round_trip_runs_the_compose_services(
 ) -> None:
     """tts imported, images swapped for the local busybox test image (serving on each
     published container port), applied: both containers run with the compose file's env and
-    answer on the host ports the compose file's variables chose."""
+    answer on the host ports the compose file's variables chose; a second plan has nothing to do."""
     whisper_port, piper_port = _free_port(), _free_port()
     env = {"WHISPER_PORT": str(whisper_port), "PIPER_PORT": str(piper_port)}
     out = import_case(tmp_path, "tts", ["compose.yaml"], env)
@@ -286,6 +286,8 @@ def test_round_trip_runs_the_compose_services(
     out.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     done = run_podform("apply", "-f", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
+    again = run_podform("plan", "-f", str(out))
+    assert again.returncode == 0, again.stdout + again.stderr  # converged: nothing pending
 
     def inspect(name: str) -> dict[str, Any]:
         data = json.loads(podman_cli("inspect", "--type", "container", f"{stack_name}-{name}-1"))

@@ -17,8 +17,10 @@ from typing import Any
 
 from reconciler.importers import compose_values as cv
 from reconciler.importers.compose_devices import DeviceResolver
+from reconciler.importers.compose_env import ComposeError
 from reconciler.importers.compose_load import ComposeProject
 from reconciler.importers.compose_service import ServiceMapper
+from reconciler.importers.compose_storage import as_bool
 from reconciler.importers.model import Doc, ImportContext, Note
 
 
@@ -30,16 +32,15 @@ class ImportResult:
     warnings: list[Note] = field(default_factory=list)
 
 
-_NETWORK_KEYS = ("driver", "internal", "ipam", "external", "name", "enable_ipv6", "labels")
-
-
 def map_project(project: ComposeProject, out_dir: Path) -> ImportResult:
     """`project` as podform documents whose relative paths resolve against `out_dir`."""
     ctx = ImportContext(project=project, out_dir=Path(os.path.realpath(out_dir)))
     ctx.service_names = _unique_names(list(project.services), "service")
     ctx.volume_names = _unique_names(list(project.volumes), "volume")
     ctx.secret_names = {
-        k: cv.podform_name(k) for k, v in project.secrets.items() if not v.get("external")
+        k: cv.podform_name(k)
+        for k, v in project.secrets.items()
+        if not as_bool(v.get("external", False))
     }
     for service, profiles in project.skipped.items():
         ctx.warn(
@@ -92,8 +93,6 @@ def _unique_names(raw: list[str], what: str) -> dict[str, str]:
     for item in raw:
         name = cv.podform_name(item)
         if name in taken:
-            from reconciler.importers.compose_env import ComposeError
-
             raise ComposeError(
                 f"{what}s {taken[name]!r} and {item!r} both become {name!r} as podform names"
             )
@@ -108,7 +107,7 @@ def _network(ctx: ImportContext, name: str, body: dict[str, Any]) -> Doc:
         if key == "driver":
             spec["driver"] = str(value)
         elif key == "internal":
-            spec["internal"] = bool(value)
+            spec["internal"] = as_bool(value)
         elif key == "ipam":
             configs = (value or {}).get("config") or []
             for i, conf in enumerate(configs):
@@ -123,7 +122,9 @@ def _network(ctx: ImportContext, name: str, body: dict[str, Any]) -> Doc:
                     )
             for extra in sorted(k for k in (value or {}) if k != "config"):
                 ctx.warn(None, f"networks.{name}.ipam.{extra}", "dropped", "")
-        elif key == "external" and value:
+        elif key == "external":
+            if not as_bool(value):
+                continue
             ctx.warn(
                 None,
                 f"networks.{name}.external",
@@ -138,7 +139,7 @@ def _network(ctx: ImportContext, name: str, body: dict[str, Any]) -> Doc:
 
 
 def _secret(ctx: ImportContext, name: str, body: dict[str, Any]) -> Doc | None:
-    if body.get("external"):
+    if as_bool(body.get("external", False)):
         ctx.warn(
             None,
             f"secrets.{name}.external",

@@ -13,7 +13,8 @@ from typing import Any
 
 from reconciler.importers import compose_values as cv
 from reconciler.importers.compose_devices import norm_device, nvidia_request
-from reconciler.importers.compose_storage import StorageFields, scalar, str_list
+from reconciler.importers.compose_env import ComposeError
+from reconciler.importers.compose_storage import StorageFields, as_bool, scalar, str_list
 from reconciler.importers.model import Doc
 
 WORKLOAD_ORDER = (
@@ -55,8 +56,8 @@ class ServiceMapper(StorageFields):
             "stop_grace_period": lambda v: self._duration("stopTimeout", "stop_grace_period", v),
         }  # fmt: skip
         simple: dict[str, tuple[str, Callable[[Any], Any]]] = {
-            "init": ("init", bool), "privileged": ("privileged", bool),
-            "read_only": ("readOnly", bool), "user": ("user", str),
+            "init": ("init", as_bool), "privileged": ("privileged", as_bool),
+            "read_only": ("readOnly", as_bool), "user": ("user", str),
             "working_dir": ("workdir", str), "hostname": ("hostname", str),
             "stop_signal": ("stopSignal", str), "userns_mode": ("userns", str),
             "pids_limit": ("pidsLimit", int), "scale": ("replicas", int),
@@ -64,13 +65,18 @@ class ServiceMapper(StorageFields):
             "group_add": ("groupAdd", str_list), "dns": ("dns", str_list),
         }  # fmt: skip
         for key, value in self.body.items():
-            if key in handlers:
-                handlers[key](value)
-            elif key in simple:
-                field, convert = simple[key]
-                self.spec[field] = convert(value)
-            else:
-                self.drop(key)
+            try:
+                if key in handlers:
+                    handlers[key](value)
+                elif key in simple:
+                    field, convert = simple[key]
+                    self.spec[field] = convert(value)
+                else:
+                    self.drop(key)
+            except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+                raise ComposeError(
+                    f"services.{self.service}.{key}: cannot read {value!r} ({exc})"
+                ) from exc
         if "image" not in self.spec:
             self.warn("image", "the service has neither image nor build; nothing to run")
             self.spec["image"] = f"{self.name}:latest"
@@ -245,7 +251,7 @@ class ServiceMapper(StorageFields):
     def _healthcheck(self, value: Any) -> None:
         check = dict(value or {})
         test = check.pop("test", None)
-        if check.pop("disable", False) or test in (["NONE"], "NONE") or test is None:
+        if as_bool(check.pop("disable", False)) or test in (["NONE"], "NONE") or test is None:
             self.drop("healthcheck", "podform cannot switch off an image's own health check")
             return
         if isinstance(test, str):

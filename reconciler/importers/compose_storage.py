@@ -80,7 +80,7 @@ class StorageFields:
         kind = long.pop("type", "volume")
         target = str(long.pop("target", ""))
         options = [o for o in long.pop("_options", []) if o != "rw"]
-        if long.pop("read_only", False):
+        if as_bool(long.pop("read_only", False)):
             options.append("ro")
         if kind == "tmpfs":
             size = (long.pop("tmpfs", None) or {}).get("size")
@@ -127,7 +127,7 @@ class StorageFields:
             if declared is None:
                 self.drop(f"secrets[{i}]", f"secret {source!r} is not declared")
                 continue
-            if declared.get("external"):
+            if as_bool(declared.get("external", False)):
                 name = str(declared.get("name", source))
             else:
                 name = self.ctx.secret_names[source]
@@ -163,6 +163,18 @@ def scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def as_bool(value: Any) -> bool:
+    """A compose boolean; after interpolation it may be the string `false`, which is not True."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "y", "on", "1"):
+        return True
+    if text in ("false", "no", "n", "off", "0", ""):
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
 
 
 def str_list(value: Any) -> list[str]:
