@@ -617,3 +617,32 @@ def test_unreadable_value_is_an_error_naming_the_key(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "services.web.deploy" in done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+
+
+def test_long_syntax_volumes_and_ports(tmp_path: Path) -> None:
+    """Long-syntax binds keep read_only and SELinux labels, tmpfs mounts keep size and mode,
+    anonymous volumes become named ones, and what has no podform form (consistency, a port's
+    name) is a warning while the rest of the entry is still imported."""
+    docs, warnings = imported(
+        tmp_path,
+        """\
+        services:
+          app:
+            image: x/app:1
+            volumes:
+              - {type: bind, source: ./conf, target: /conf, read_only: true, bind: {selinux: z}}
+              - {type: tmpfs, target: /scratch, tmpfs: {size: 1g, mode: 1777}}
+              - {type: volume, target: /cache}
+              - ./src:/src:cached
+            ports:
+              - {target: 80, published: 8080, name: web, app_protocol: http}
+              - "9000-9001:9000-9001/udp"
+        """,
+    )
+    app = spec(docs, "app")
+    assert app["volumes"] == ["./conf:/conf:ro,z", "app-cache:/cache", "./src:/src"]
+    assert app["tmpfs"] == ["/scratch:size=1g,mode=1777"]
+    assert app["ports"] == ["8080:80", "9000:9000/udp", "9001:9001/udp"]
+    for key in ("ports[0].name", "ports[0].app_protocol", "volumes[3].consistency"):
+        assert any(w.startswith(f"service 'app': {key}: dropped") for w in warnings), key
+    assert any("anonymous volume imported as the named volume 'app-cache'" in w for w in warnings)

@@ -150,6 +150,10 @@ class ServiceMapper(StorageFields):
     def _ports(self, value: Any) -> None:
         out: list[str] = []
         for i, entry in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(entry, dict):
+                for key in sorted(set(entry) - {"target", "published", "host_ip", "protocol"}):
+                    if key != "mode":  # host/ingress: swarm routing, one host here
+                        self.drop(f"ports[{i}].{key}")
             try:
                 out.extend(cv.ports(entry))
             except ValueError as exc:
@@ -222,7 +226,9 @@ class ServiceMapper(StorageFields):
         for key in resources:
             self.drop(f"deploy.resources.{key}")
         policy = deploy.pop("restart_policy", None)
-        if isinstance(policy, dict) and "restart" not in self.body:
+        if isinstance(policy, dict) and "restart" in self.body:
+            self.drop("deploy.restart_policy", "the service's restart: is used")
+        elif isinstance(policy, dict):
             condition = {"none": "no", "on-failure": "on-failure", "any": "always"}
             self.spec["restart"] = condition.get(str(policy.get("condition", "any")), "always")
             for key in sorted(set(policy) - {"condition"}):
@@ -290,6 +296,8 @@ class ServiceMapper(StorageFields):
                         "podform has no run-to-completion condition",
                     )
                 deps.append(name)
+            if not as_bool((opts or {}).get("required", True)):
+                self.warn(f"depends_on.{dep}.required", "false: imported as a dependency")
             for key in sorted(set(opts or {}) - {"condition", "required"}):
                 self.drop(f"depends_on.{dep}.{key}")
         self.spec["dependsOn"] = deps

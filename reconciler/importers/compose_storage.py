@@ -80,22 +80,35 @@ class StorageFields:
         kind = long.pop("type", "volume")
         target = str(long.pop("target", ""))
         options = [o for o in long.pop("_options", []) if o != "rw"]
+        consistency = [o for o in options if o in ("cached", "delegated", "consistent")]
+        if consistency or "consistency" in long:
+            self.drop(f"{key}.consistency", "a Docker Desktop hint; Podman has no such option")
+            long.pop("consistency", None)
+            options = [o for o in options if o not in consistency]
         if as_bool(long.pop("read_only", False)):
             options.append("ro")
         if kind == "tmpfs":
-            size = (long.pop("tmpfs", None) or {}).get("size")
-            self.spec.setdefault("tmpfs", []).append(f"{target}:size={size}" if size else target)
+            tmpfs = long.pop("tmpfs", None) or {}
+            opts = [f"{k}={tmpfs[k]}" for k in ("size", "mode") if tmpfs.get(k) is not None]
+            self.spec.setdefault("tmpfs", []).append(
+                f"{target}:{','.join(opts)}" if opts else target
+            )
         elif kind == "bind":
-            bind = long.pop("bind", None) or {}
-            if bind.get("selinux"):
-                options.append(str(bind["selinux"]))
-            if bind.get("propagation"):
-                options.append(str(bind["propagation"]))
+            bind = dict(long.pop("bind", None) or {})
+            for opt in ("selinux", "propagation"):
+                if bind.get(opt):
+                    options.append(str(bind.pop(opt)))
+            bind.pop("create_host_path", None)  # compose's default; Podman wants the path to exist
+            for extra in sorted(bind):
+                self.drop(f"{key}.bind.{extra}")
             source = self.ctx.host_path(str(long.pop("source")), key, self.service)
             self._mount(source, target, options)
         elif kind == "volume":
-            if (long.pop("volume", None) or {}).get("nocopy"):
+            volume = dict(long.pop("volume", None) or {})
+            if as_bool(volume.pop("nocopy", False)):
                 options.append("nocopy")
+            for extra in sorted(volume):
+                self.drop(f"{key}.volume.{extra}", "podform mounts the whole volume")
             raw = long.pop("source", None)
             if raw is None:
                 slug = cv.podform_name(target) if target.strip("/") else "root"
@@ -111,8 +124,7 @@ class StorageFields:
             self.drop(f"{key}.{extra}")
 
     def _mount(self, source: str, target: str, options: list[str]) -> None:
-        keep = [o for o in options if o not in ("cached", "delegated", "consistent")]
-        volume = f"{source}:{target}" + (f":{','.join(keep)}" if keep else "")
+        volume = f"{source}:{target}" + (f":{','.join(options)}" if options else "")
         self.spec.setdefault("volumes", []).append(volume)
 
     def _tmpfs(self, value: Any) -> None:
