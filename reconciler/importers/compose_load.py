@@ -338,6 +338,9 @@ def load_compose(
     services = merged.get("services") or {}
     if not isinstance(services, dict):
         raise ComposeError("services: expected a mapping")
+    for svc, body in services.items():
+        if not isinstance(body, dict):
+            raise ComposeError(f"services.{svc}: expected a mapping, got {body!r}")
     _resolve_extends(services, env, project_dir)
     active = {p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
     kept: dict[str, dict[str, Any]] = {}
