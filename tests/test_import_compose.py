@@ -646,3 +646,14 @@ def test_long_syntax_volumes_and_ports(tmp_path: Path) -> None:
     for key in ("ports[0].name", "ports[0].app_protocol", "volumes[3].consistency"):
         assert any(w.startswith(f"service 'app': {key}: dropped") for w in warnings), key
     assert any("anonymous volume imported as the named volume 'app-cache'" in w for w in warnings)
+
+
+def test_output_folder_is_created(tmp_path: Path) -> None:
+    """`-o deploy/podform.yaml` creates the folder, and paths in the file resolve from it."""
+    compose = write(
+        tmp_path, "compose.yaml", "services: {web: {image: x/web:1, volumes: [./d:/d]}}\n"
+    )
+    out = tmp_path / "deploy" / "podform.yaml"
+    done = cli_import("-f", str(compose), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "../d:/d" in out.read_text()

@@ -96,6 +96,7 @@ def run_import(args: argparse.Namespace) -> int:
     if out is None:
         sys.stdout.write(text)
         return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(out, text)
     print(
         f"wrote {out}: {len(result.docs)} document(s) from {len(project.services)} service(s), "

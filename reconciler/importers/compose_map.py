@@ -50,7 +50,11 @@ def map_project(project: ComposeProject, out_dir: Path) -> ImportResult:
             "set COMPOSE_PROFILES to import it",
         )
     for key in project.top_level_dropped:
-        hint = "extension fields have no podform meaning" if key.startswith("x-") else ""
+        hint = ""
+        if key.startswith("x-"):
+            hint = (
+                "extension fields have no podform meaning; anchors in them are expanded where used"
+            )
         if key == "include":
             hint = "pass the included files with -f instead"
         ctx.warn(None, key, "top-level key dropped", hint)
@@ -177,9 +181,14 @@ def _privileges(ctx: ImportContext, workloads: list[Doc]) -> None:
     from reconciler.manifests.policy import PRIVILEGE_FIX, check_policy
 
     by_name = {w.name: w for w in workloads}
+    # The Stack as it will be written, minus allowPrivileged: its allowedHostPaths count.
+    stack_spec = {"policy": {"allowedHostPaths": sorted(ctx.allowed_host_paths)}}
+    stack = Doc(
+        "Stack", cv.podform_name(ctx.project.name), stack_spec if ctx.allowed_host_paths else {}
+    )
     docs = [
-        Document(file="podform.yaml", index=i, data=w.as_dict(), base_dir=ctx.out_dir)
-        for i, w in enumerate(workloads)
+        Document(file="podform.yaml", index=i, data=d.as_dict(), base_dir=ctx.out_dir)
+        for i, d in enumerate([stack, *workloads])
     ]
     for issue in check_policy(docs, allow_privileged=False):
         workload = issue.subject.split('"')[1] if '"' in issue.subject else ""
