@@ -166,8 +166,9 @@ def podform_devices(spec: dict[str, Any], mappings: dict[str, list[str]]) -> set
 def test_import_agrees_with_podman_compose_config(
     tmp_path: Path, case: str, folder: str, files: list[str], env: dict[str, str]
 ) -> None:
-    """Per service: image, environment, published ports, volume targets, restart and GPU
-    devices of the import equal what podman-compose reads from the same files."""
+    """Per service: image, environment, published ports, volume targets, restart, GPU devices,
+    entrypoint/command and depends_on conditions of the import equal what podman-compose reads
+    from the same files."""
     out = import_case(tmp_path, folder, files, env)
     docs = list(yaml.safe_load_all(out.read_text()))
     config = podman_compose_config(tmp_path / folder, files, env)
@@ -194,6 +195,20 @@ def test_import_agrees_with_podman_compose_config(
         assert port_set(spec.get("ports", [])) == port_set(ports), name
         mounted = volume_targets(spec.get("volumes", []))
         assert mounted == volume_targets(service.get("volumes", [])), name
+        assert spec.get("command") == service.get("entrypoint"), name
+        assert spec.get("args") == service.get("command"), name
+        conditions = {"service_healthy": "healthy"}
+        deps = {
+            podform_name(d): conditions.get(o["condition"], "started")
+            for d, o in (service.get("depends_on") or {}).items()
+        }
+        ours = {
+            d if isinstance(d, str) else d["name"]: "started"
+            if isinstance(d, str)
+            else d["condition"]
+            for d in spec.get("dependsOn", [])
+        }
+        assert ours == deps, name
         restart = service.get("restart")
         assert spec.get("restart") == (str(restart).split(":")[0] if restart else None), name
         if service.get("runtime") == "nvidia":
