@@ -657,3 +657,16 @@ def test_output_folder_is_created(tmp_path: Path) -> None:
     done = cli_import("-f", str(compose), "-o", str(out))
     assert done.returncode == 0, done.stderr
     assert "../d:/d" in out.read_text()
+
+
+def test_misspelled_service_key_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    """A key the Compose Specification does not have (`enviroment`) is an error, as in compose,
+    with "did you mean"; nothing is written."""
+    compose = write(
+        tmp_path, "compose.yaml", "services: {web: {image: x/web:1, enviroment: {A: '1'}}}\n"
+    )
+    done = cli_import("-f", str(compose))
+    assert done.returncode == 1
+    assert "services.web.enviroment" in done.stderr
+    assert "did you mean 'environment'" in done.stderr
+    assert not (tmp_path / "podform.yaml").exists()

@@ -20,6 +20,7 @@ Pure apart from reading the compose and env files.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import shlex
@@ -33,6 +34,26 @@ import yaml
 from reconciler.importers.compose_env import ComposeError, interpolate, read_env_file
 
 _PROJECT_NAME_DROP = re.compile(r"[^a-z0-9_-]")
+# The service keys of the Compose Specification's schema (compose-spec.json): anything else is a
+# typo, refused as compose refuses it, instead of a warning that is easy to miss.
+SERVICE_KEYS = frozenset(
+    {
+        "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup",
+        "cgroup_parent", "command", "configs", "container_name", "cpu_count", "cpu_percent",
+        "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset",
+        "credential_spec", "depends_on", "deploy", "develop", "device_cgroup_rules", "devices", "dns",
+        "dns_opt", "dns_search", "domainname", "entrypoint", "env_file", "environment", "expose",
+        "extends", "external_links", "extra_hosts", "gpus", "group_add", "healthcheck", "hostname",
+        "image", "init", "ipc", "isolation", "label_file", "labels", "links", "logging",
+        "mac_address", "mem_limit", "mem_reservation", "mem_swappiness", "memswap_limit", "models",
+        "network_mode", "networks", "oom_kill_disable", "oom_score_adj", "pid", "pids_limit",
+        "platform", "ports", "post_start", "pre_stop", "privileged", "profiles", "provider",
+        "pull_policy", "pull_refresh_after", "read_only", "restart", "runtime", "scale", "secrets",
+        "security_opt", "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt",
+        "sysctls", "tmpfs", "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts",
+        "volumes", "volumes_from", "working_dir",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -338,9 +359,17 @@ def load_compose(
     services = merged.get("services") or {}
     if not isinstance(services, dict):
         raise ComposeError("services: expected a mapping")
+    unknown: list[str] = []
     for svc, body in services.items():
         if not isinstance(body, dict):
             raise ComposeError(f"services.{svc}: expected a mapping, got {body!r}")
+        for key in body:
+            if key not in SERVICE_KEYS and not str(key).startswith("x-"):
+                near = difflib.get_close_matches(str(key), SERVICE_KEYS, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                unknown.append(f"services.{svc}.{key}: not a Compose Specification key{hint}")
+    if unknown:
+        raise ComposeError("; ".join(unknown))
     _resolve_extends(services, env, project_dir)
     active = {p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
     kept: dict[str, dict[str, Any]] = {}
