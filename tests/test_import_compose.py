@@ -670,3 +670,9 @@ def test_misspelled_service_key_is_refused_with_a_suggestion(tmp_path: Path) -> 
     assert "services.web.enviroment" in done.stderr
     assert "did you mean 'environment'" in done.stderr
     assert not (tmp_path / "podform.yaml").exists()
+
+
+def test_names_meeting_in_one_podform_name_are_refused(tmp_path: Path) -> None:
+    """Services `my_app` and `my-app` would both be the workload my-app: an error naming both."""
+    with pytest.raises(ComposeError, match="'my_app' and 'my-app' both become 'my-app'"):
+        imported(tmp_path, "services: {my_app: {image: x/a:1}, my-app: {image: x/b:1}}")

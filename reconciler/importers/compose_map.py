@@ -1,7 +1,7 @@
 """A merged compose project as podform documents: Stack, Networks, Secrets, DeviceMappings, Images, Workloads.
 
 Second step of `podform import compose` (compose_load.py reads, emit.py writes). Every compose
-key is either mapped to the podform field SPEC §10 names or reported as a Warning naming the
+key is either mapped to the podform field SPEC §10 names or reported as a warning (Note) naming the
 service and the key (and the podform way, where there is one): nothing is dropped silently.
 What podform refuses without `policy.allowPrivileged` is imported with the policy set and one
 warning per service and reason; bind sources outside the output's folder go to
@@ -37,10 +37,11 @@ def map_project(project: ComposeProject, out_dir: Path) -> ImportResult:
     ctx = ImportContext(project=project, out_dir=Path(os.path.realpath(out_dir)))
     ctx.service_names = _unique_names(list(project.services), "service")
     ctx.volume_names = _unique_names(list(project.volumes), "volume")
+    _unique_names(list(project.networks), "network")  # refuses two meeting in one name
     ctx.secret_names = {
-        k: cv.podform_name(k)
-        for k, v in project.secrets.items()
-        if not as_bool(v.get("external", False))
+        k: v
+        for k, v in _unique_names(list(project.secrets), "secret").items()
+        if not as_bool(project.secrets[k].get("external", False))
     }
     for service, profiles in project.skipped.items():
         ctx.warn(
