@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_OUTPUT = "podform.yaml"
 
@@ -45,6 +47,8 @@ def add_import_parser(sub: Any) -> None:
 
 
 def _output_path(args: argparse.Namespace, first: Path) -> Path | None:
+    from pathlib import Path
+
     if args.out == "-":
         return None
     if not args.out:
@@ -54,6 +58,8 @@ def _output_path(args: argparse.Namespace, first: Path) -> Path | None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from reconciler.errors import PodformError
     from reconciler.importers.compose_env import ComposeError
     from reconciler.importers.compose_load import load_compose
