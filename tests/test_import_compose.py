@@ -325,6 +325,8 @@ def test_inactive_profiles_skip_the_service_with_a_warning(tmp_path: Path) -> No
          "capabilities: [gpu]}]}}}", ["nvidia.com/gpu=0", "nvidia.com/gpu=1"]),
         ("deploy: {resources: {reservations: {devices: [{driver: nvidia, "
          "device_ids: ['GPU-3a1f'], capabilities: [gpu]}]}}}", ["nvidia.com/gpu=GPU-3a1f"]),
+        ("deploy: {resources: {reservations: {devices: [{driver: cdi, "
+         "device_ids: ['nvidia.com/gpu=all']}]}}}", ["nvidia.com/gpu=all"]),
         ("gpus: all", ["nvidia.com/gpu=all"]),
         ("gpus: [{count: 1}]", ["nvidia.com/gpu=0"]),
         ("runtime: nvidia", ["nvidia.com/gpu=all"]),
@@ -349,6 +351,17 @@ def test_gpu_requests_become_a_cdi_mapping_with_probe(
         "timeout": "30s",
     }
     assert spec(docs, "llm")["devices"] == [mappings[0]["metadata"]["name"]]
+
+
+def test_cdi_driver_for_other_vendors_has_no_probe(tmp_path: Path) -> None:
+    """`driver: cdi` with another vendor's CDI names becomes a mapping of those names, without
+    the NVIDIA probe."""
+    compose = {"services": {"w": {"image": "x/w:1", "deploy": {"resources": {"reservations": {
+        "devices": [{"driver": "cdi", "device_ids": ["amd.com/gpu=0"]}]}}}}}}  # fmt: skip
+    docs, _ = imported(tmp_path, yaml.safe_dump(compose))
+    mapping = doc(docs, "DeviceMapping", "cdi-amd-com-gpu-0")
+    assert mapping["spec"] == {"devices": ["amd.com/gpu=0"]}
+    assert spec(docs, "w")["devices"] == ["cdi-amd-com-gpu-0"]
 
 
 def test_amd_devices_inline_or_shared_mapping_with_commented_probe(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """GPU requests and `devices:` of compose services as podform DeviceMappings and inline devices.
 
 NVIDIA requests (`deploy.resources.reservations.devices` with driver nvidia, `gpus:`, `runtime:
-nvidia`) become a DeviceMapping of CDI names, the way podman-compose passes them to Podman:
+nvidia`; driver cdi names its CDI devices itself) become a DeviceMapping of CDI names, the way podman-compose passes them to Podman:
 `count: all` -> `nvidia.com/gpu=all`, `count: N` -> `nvidia.com/gpu=0..N-1`, `device_ids` ->
 those ids; it gets the standard probe `nvidia-smi -L` expecting "GPU". `devices:` entries stay
 inline, except that a set shared by several services becomes one mapping (with a commented
@@ -19,6 +19,10 @@ NVIDIA_PROBE = {"command": ["nvidia-smi", "-L"], "expect": "GPU", "timeout": "30
 _AMD_SUGGESTION = (
     "# No probe every image ships exists for these devices. For a ROCm image, for example:",
     "#   probe: {command: [rocminfo], expect: gfx, timeout: 30s}",
+)
+_CDI_SUGGESTION = (
+    "# No probe every image ships exists for these devices. Add one that prints the GPU, e.g.:",
+    "#   probe: {command: [sh, -c, 'ls /dev/dri'], expect: renderD, timeout: 30s}",
 )
 _DRI_SUGGESTION = (
     "# No probe every image ships exists for these devices. For an image with Vulkan tools:",
@@ -38,6 +42,8 @@ def nvidia_request(entry: dict[str, Any]) -> list[str] | None:
     """CDI names for one `reservations.devices`/`gpus` entry, or None when it is not NVIDIA."""
     driver = entry.get("driver")
     capabilities = entry.get("capabilities") or []
+    if driver == "cdi" and entry.get("device_ids"):
+        return [str(i) for i in entry["device_ids"]]  # Docker's CDI driver: names as they are
     if driver != "nvidia" or "gpu" not in capabilities:
         return None
     ids = entry.get("device_ids")
@@ -62,14 +68,19 @@ class DeviceResolver:
         """The name of the DeviceMapping holding exactly these CDI names (created once)."""
         key = tuple(dict.fromkeys(cdi_names))
         if key not in self._gpu:
+            nvidia = all(n.startswith("nvidia.com/gpu=") for n in key)
             if key == ("nvidia.com/gpu=all",):
                 base = "nvidia-gpu"
-            else:
+            elif nvidia:
                 base = "nvidia-gpu-" + "-".join(n.split("=", 1)[1] for n in key)
+            else:
+                base = "cdi-" + "-".join(key)
+            spec: dict[str, object] = {"devices": list(key)}
+            if nvidia:
+                spec["probe"] = NVIDIA_PROBE
+            comment = () if nvidia else _CDI_SUGGESTION
             name = self._free(cv.podform_name(base))
-            self._gpu[key] = Doc(
-                "DeviceMapping", name, {"devices": list(key), "probe": NVIDIA_PROBE}
-            )
+            self._gpu[key] = Doc("DeviceMapping", name, spec, comment=comment)
         return self._gpu[key].name
 
     def inline(self, workload: str, entries: list[str]) -> None:

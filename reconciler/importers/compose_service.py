@@ -216,7 +216,7 @@ class ServiceMapper(StorageFields):
             if request is None:
                 self.drop(
                     f"deploy.resources.reservations.devices[{i}]",
-                    "only driver nvidia with capability gpu has a CDI form; "
+                    "only driver nvidia (capability gpu) or cdi has a CDI form; "
                     "list other GPUs under devices",
                 )
             else:
