@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--out", default="-", metavar="DIR", help="a folder, or - for stdout (default)"
     )
+    from reconciler.cli.import_compose import add_import_parser
+
+    add_import_parser(sub)
     return parser
 
 
@@ -211,6 +214,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(schema_text(args.kind))
         return EXIT_OK
+    if args.command == "import":
+        from reconciler.cli.import_compose import run_import
+
+        return run_import(args)
     from reconciler.cli import log
 
     verbosity = -1 if args.quiet else args.verbose + (1 if args.command == "watch" else 0)
