@@ -15,7 +15,13 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from reconciler.engine.observed import ObservedContainer, ObservedImage, ObservedVolume
+from reconciler.engine.observed import (
+    ObservedContainer,
+    ObservedImage,
+    ObservedNetwork,
+    ObservedSecret,
+    ObservedVolume,
+)
 from reconciler.errors import PermanentError, PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Workload
 from reconciler.manifests.ports import parse_port
@@ -153,6 +159,7 @@ class PodmanApi:
                     restart_count=int(c.get("Restarts") or 0),
                     health=_health_from_status(str(c.get("Status", ""))),
                     exit_code=int(c.get("ExitCode") or 0),
+                    networks=tuple(c.get("Networks") or ()),
                 )
             )
         return out
@@ -172,6 +179,19 @@ class PodmanApi:
         return [
             ObservedVolume(v["Name"], v.get("Labels") or {})
             for v in self._read("/volumes/json") or []
+        ]
+
+    def list_networks(self) -> list[ObservedNetwork]:
+        return [
+            ObservedNetwork(str(n.get("name", "")), n.get("labels") or {})
+            for n in self._read("/networks/json") or []
+        ]
+
+    def list_secrets(self) -> list[ObservedSecret]:
+        """Names and ids only: Podman never returns a secret's value here."""
+        return [
+            ObservedSecret(str((s.get("Spec") or {}).get("Name", "")), str(s.get("ID", "")))
+            for s in self._read("/secrets/json") or []
         ]
 
     def image_id(self, ref: str) -> str | None:
@@ -247,6 +267,49 @@ class PodmanApi:
     def remove_volume(self, name: str) -> None:
         with contextlib.suppress(NotFoundError):
             self._call("delete", f"/volumes/{name}")
+
+    # --- networks and secrets -----------------------------------------------------------
+    def create_network(
+        self,
+        name: str,
+        labels: dict[str, str],
+        internal: bool,
+        dns: bool,
+        subnet: str | None,
+        driver: str,
+    ) -> None:
+        body: dict[str, Any] = {
+            "name": name,
+            "labels": labels,
+            "internal": internal,
+            "dns_enabled": dns,
+            "driver": driver,
+        }
+        if subnet:
+            body["subnets"] = [{"subnet": subnet}]
+        self._call("post", "/networks/create", data=json.dumps(body))
+
+    def remove_network(self, name: str, force: bool = False) -> None:
+        """Without force Podman refuses while a container uses it; with force it removes them."""
+        with contextlib.suppress(NotFoundError):
+            self._call(
+                "delete", f"/networks/{name}", params={"force": "true" if force else "false"}
+            )
+
+    def create_secret(self, name: str, value: bytes, labels: dict[str, str]) -> str:
+        """The value travels in the body only: never in a URL, a message or a log."""
+        data = self._json(
+            "post",
+            "/secrets/create",
+            params={"name": name, "driver": "file", "labels": json.dumps(labels)},
+            data=value,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return str(data.get("ID", "")) if isinstance(data, dict) else ""
+
+    def remove_secret(self, name: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            self._call("delete", f"/secrets/{name}")
 
     # --- containers ---------------------------------------------------------------------
     def create_container(
