@@ -145,6 +145,11 @@ def cleanup_stack(stack: str) -> None:
         found = sorted(set(podman_cli(*list_args).split()))
         if found:
             podman_cli(*remove_args, *found)
+    # Podman 4.3 keeps no labels on secrets: podform names them `<stack>-<name>`.
+    secrets = podman_cli("secret", "ls", "--format", "{{.Name}}").split()
+    mine = sorted(s for s in secrets if s.startswith(f"{stack}-"))
+    if mine:
+        podman_cli("secret", "rm", *mine)
 
 
 def _ping(sock: Path, timeout: float) -> bool:

@@ -454,12 +454,18 @@ class _Planner:
             )
         if prune and self.r.valid:
             self._prune_images(everything_else)
+            # Replaced containers come back with the new spec: they leave what it no longer joins.
+            leaving = {
+                a.name
+                for a in self.actions
+                if a.kind == "Container" and a.verb in (Verb.DELETE, Verb.REPLACE)
+            }
             deleted = {
                 a.name for a in self.actions if a.verb is Verb.DELETE and a.kind == "Container"
             }
             after = everything_else + tuple(container_action_id(n) for n in sorted(deleted))
             actions, warnings = prune_shared(
-                self.d, self.o, self.r, after, deleted, "no longer used (prune)"
+                self.d, self.o, self.r, after, leaving, "no longer used (prune)"
             )
             self.actions.extend(actions)
             self.warnings.extend(warnings)

@@ -437,9 +437,9 @@ def container_spec(name: str, w: Workload, image_id: str, labels: dict[str, str]
         spec["restart_policy"] = w.restart
     if w.secrets:
         spec["secrets"] = [
-            {"Source": s.name, "Target": s.target or ""} for s in w.secrets if not s.env
+            {"Source": s.podman_name, "Target": s.target or ""} for s in w.secrets if not s.env
         ]
-        spec["secret_env"] = {s.env: s.name for s in w.secrets if s.env}
+        spec["secret_env"] = {s.env: s.podman_name for s in w.secrets if s.env}
     limits: dict[str, Any] = {}
     if w.memory_mib:
         limits["memory"] = {"limit": w.memory_mib * 1024 * 1024}
