@@ -300,3 +300,24 @@ def test_an_optional_device_missing_here_is_left_out(
     devices = inspect(f"{stack_name}-llm-1")["HostConfig"]["Devices"]
     assert [x["PathInContainer"] for x in devices] == ["/dev/dri/renderD128"]
     ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 0)
+
+
+def test_a_changed_network_is_replaced_with_the_containers_on_it(
+    run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """Networks cannot change in place: a new setting replaces the network and recreates the
+    workloads joined to it, which end up attached to the new one."""
+    d = tmp_path / "m"
+    for internal in (False, True):
+        write_stack(
+            d,
+            stack_name,
+            doc("Network", "backend", {"internal": internal}),
+            workload("app", busybox_image, networks=["backend"]),
+        )
+        ok(run_podform("apply", "-f", str(d)))
+        net = json.loads(podman_cli("network", "inspect", f"{stack_name}-backend"))[0]
+        assert net["internal"] is internal
+        attached = inspect(f"{stack_name}-app-1")["NetworkSettings"]["Networks"]
+        assert list(attached) == [f"{stack_name}-backend"]
+    ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 0)
