@@ -29,8 +29,7 @@ from reconciler.engine.plan import (
     network_action_id,
     secret_action_id,
 )
-from reconciler.manifests.model import DEFAULT_CONNECTION, Desired, Workload
-from reconciler.manifests.model_extras import Network
+from reconciler.manifests.model import DEFAULT_CONNECTION, Desired, Network, Workload
 
 
 def network_hash(network: Network) -> str:

@@ -19,9 +19,15 @@ from reconciler.manifests import units
 from reconciler.manifests.container_opts import ContainerOptions, container_options
 from reconciler.manifests.loader import Document
 from reconciler.manifests.model_extras import (
-    Network,
-    NetworkAttachment,
-    Secret,
+    Network as Network,  # re-exported: the desired-state types all come from model
+)
+from reconciler.manifests.model_extras import (
+    NetworkAttachment as NetworkAttachment,
+)
+from reconciler.manifests.model_extras import (
+    Secret as Secret,
+)
+from reconciler.manifests.model_extras import (
     build_network,
     build_secret,
     env_files,
