@@ -303,3 +303,36 @@ def test_unset_new_fields_keep_the_spec_hash_of_older_manifests(tmp_path: Path) 
     }  # fmt: skip
     shm = load_desired([str(write(tmp_path, wl(network="bridge", shmSize="1Gi")))]).workloads["web"]
     assert spec_hash(workload_spec(shm, "sha256:x")) != spec_hash(spec)
+
+
+def test_env_and_secret_files_must_be_regular_files(tmp_path: Path) -> None:
+    """A FIFO as env file and a directory as secret file are errors naming the path, never a hang."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo.env")
+    (tmp_path / "secret-dir").mkdir()
+    secret = {
+        "apiVersion": "podform/v1",
+        "kind": "Secret",
+        "metadata": {"name": "t"},
+        "spec": {"file": "./secret-dir"},
+    }
+    issues = "\n".join(problems(tmp_path, wl(envFile=["./fifo.env"]), secret))
+    assert "fifo.env is not a regular file" in issues
+    assert "secret-dir is not a regular file" in issues
+
+
+def test_podform_schema_workload_describes_every_new_field() -> None:
+    """`podform schema Workload` lists each new field with a description."""
+    import json
+
+    from reconciler.manifests.schema import schema_text
+
+    props = json.loads(schema_text("Workload"))["properties"]["spec"]["properties"]
+    new = [
+        "user", "groupAdd", "userns", "securityOpt", "capDrop", "shmSize", "ipc", "ulimits",
+        "pidsLimit", "readOnly", "tmpfs", "workdir", "hostname", "extraHosts", "dns", "envFile",
+        "stopSignal", "logging", "networks", "network",
+    ]  # fmt: skip
+    for name in new:
+        assert props[name].get("description"), name
