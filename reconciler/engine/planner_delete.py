@@ -17,6 +17,7 @@ from reconciler.engine.plan import (
     image_action_id,
     volume_action_id,
 )
+from reconciler.engine.planner_networks import prune_shared, secret_places
 from reconciler.manifests.model import Desired
 
 
@@ -85,7 +86,17 @@ def plan_delete(
                         RemoveWork(name, name, 0),
                     )
                 )
-    warnings: tuple[str, ...] = ()
+    shared, left = prune_shared(
+        desired,
+        observed,
+        recorded,
+        containers,
+        {a.name for a in actions if a.kind == "Container"},
+        "declared in the manifests being deleted",
+        only=set(desired.used_networks()) | set(secret_places(desired)),
+    )
+    actions.extend(shared)
+    warnings: tuple[str, ...] = tuple(left)
     if machines and desired.machines:
-        warnings = ("--machines is handled by the machine layer",)
+        warnings += ("--machines is handled by the machine layer",)
     return Plan(stack, tuple(actions), warnings)
