@@ -32,6 +32,7 @@ from reconciler.manifests.model import (
     Stack,
     Workload,
 )
+from reconciler.manifests.model_extras import NetworkAttachment
 from reconciler.runtime.backends.machine_cli import MachineCli
 from reconciler.runtime.backends.machine_runner import SubprocessRunner
 
@@ -204,16 +205,18 @@ _WORKLOAD_DEFAULTS: dict[str, Any] = {
     "replicas": 1,
     "init": False,
     "stop_timeout_s": 10.0,
-    "network": "bridge",
+    "network": "default",
     "privileged": False,
     "cap_add": (),
     "state": "running",
 }
 
 
-def make_workload(name: str, **fields: Any) -> Workload:
-    """A Workload as the model builds it from a minimal manifest (model.py's defaults)."""
-    return Workload(name=name, **{**_WORKLOAD_DEFAULTS, **fields})
+def make_workload(name: str, stack: str = "s", **fields: Any) -> Workload:
+    """A Workload as the model builds it from a minimal manifest (model.py's defaults): on the
+    stack network, aliased by its name."""
+    attached = (NetworkAttachment(stack, (name,), ""),)
+    return Workload(name=name, **{**_WORKLOAD_DEFAULTS, "networks": attached, **fields})
 
 
 def make_machine(name: str = "gpu", **fields: Any) -> Machine:

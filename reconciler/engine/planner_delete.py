@@ -18,6 +18,7 @@ from reconciler.engine.plan import (
     image_action_id,
     volume_action_id,
 )
+from reconciler.engine.planner_networks import prune_shared, secret_places
 from reconciler.labels import LABEL_NAME, LABEL_STACK
 from reconciler.manifests.model import Desired
 
@@ -87,7 +88,17 @@ def plan_delete(
                         RemoveWork(name, name, 0),
                     )
                 )
-    warnings: tuple[str, ...] = ()
+    shared, left = prune_shared(
+        desired,
+        observed,
+        recorded,
+        containers,
+        {a.name for a in actions if a.kind is Kind.CONTAINER},
+        "declared in the manifests being deleted",
+        only=set(desired.used_networks()) | set(secret_places(desired)),
+    )
+    actions.extend(shared)
+    warnings: tuple[str, ...] = tuple(left)
     if machines and desired.machines:
-        warnings = ("--machines is handled by the machine layer",)
+        warnings += ("--machines is handled by the machine layer",)
     return Plan(stack, tuple(actions), warnings)

@@ -32,6 +32,7 @@ from typing import Any
 
 from reconciler.errors import Issue
 from reconciler.labels import LABEL_PREFIX
+from reconciler.manifests.container_opts import privilege_findings
 from reconciler.manifests.jsonpath import JsonPath, format_json_path
 from reconciler.manifests.loader import Document
 
@@ -193,6 +194,8 @@ def _check_workload(doc: Document, spec: dict[str, Any], allow: bool) -> Iterato
                     ("spec", "capAdd", i),
                     f"capability {cap} is outside the baseline set; {PRIVILEGE_FIX}",
                 )
+        for at, message in privilege_findings(spec):
+            yield at, f"{message}; {PRIVILEGE_FIX}"
     for i, volume in enumerate(_list(spec.get("volumes"))):
         if isinstance(volume, str):
             yield from _check_volume(doc, ("spec", "volumes", i), volume, allow)
