@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prune", action="store_true")
     p.add_argument("--parallel", type=int, default=4, metavar="N")
+    from reconciler.cli.sync import add_parser as add_sync_parser
+
+    add_sync_parser(sub, g)
     p = sub.add_parser("doctor", parents=g, help="check Podman, machines and GPU prerequisites")
     _files(p, required=False)
     p = sub.add_parser("schema", parents=g, help="print the JSON Schema of a kind (or all)")
@@ -201,7 +204,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     from reconciler.cli import log
 
-    verbosity = -1 if args.quiet else args.verbose + (1 if args.command == "watch" else 0)
+    verbosity = -1 if args.quiet else args.verbose + (1 if args.command in ("watch", "sync") else 0)
     log.configure(args.log_format, verbosity)
     if args.command == "validate":
         return _validate(args)
@@ -219,6 +222,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from reconciler.cli.watch import run_watch
 
         return run_watch(args, _settings(args))
+    if args.command == "sync":
+        from reconciler.cli.sync import run_sync
+
+        return run_sync(args, _settings(args))
     if args.command == "doctor":
         from reconciler.cli.doctor import run_doctor
 

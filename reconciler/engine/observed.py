@@ -97,6 +97,9 @@ class Recorded:
     images: dict[str, dict[str, str]] = field(default_factory=dict)  # by Image name
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)  # by "<connection>:<name>"
     machines: dict[str, dict[str, object]] = field(default_factory=dict)  # by Machine name
+    # What `podform sync` applied last (url without credentials, ref, sha, path, time); empty
+    # after any other apply, whose state did not come from a revision.
+    revision: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,15 @@ def _decode(data: object, stack: str) -> Recorded:
         images=_mappings(data, "images"),
         volumes=_mappings(data, "volumes"),
         machines=_mappings(data, "machines"),
+        revision=_revision(data),
     )
+
+
+def _revision(data: dict[str, Any]) -> dict[str, str]:
+    value = data.get("revision", {})
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError("'revision' is not a mapping of strings")
+    return value
 
 
 class Inventory:
@@ -177,6 +185,8 @@ class Inventory:
             "volumes": recorded.volumes,
             "machines": recorded.machines,
         }
+        if recorded.revision:
+            document["revision"] = recorded.revision
         payload = (json.dumps(document, sort_keys=True, indent=2) + "\n").encode()
         # A unique name per writer, so concurrent saves never share a temp file.
         tmp = self.directory / f".{self.stack}.json.{os.getpid()}.{secrets.token_hex(4)}.tmp"

@@ -246,7 +246,11 @@ class Reconciler:
         self.observed = observed  # status reads the same snapshot
         return plan, recorded, problems
 
-    def apply(self, desired: Desired, dry_run: bool = False) -> PassResult:
+    def apply(
+        self, desired: Desired, dry_run: bool = False, revision: dict[str, str] | None = None
+    ) -> PassResult:
+        """One pass. REVISION (from sync) is recorded when the pass succeeds; a failed pass
+        keeps the previous one; an apply without a revision clears it."""
         inv = self.inventory(desired)
         with inv.lock(self.settings.lock_timeout):
             plan, recorded, problems = self.plan(desired)
@@ -256,6 +260,8 @@ class Reconciler:
             execution = self._execute(plan)
             result.execution = execution
             after = record(recorded, plan, execution)
+            if revision is not None:
+                after.revision = dict(revision if result.ok else recorded.revision)
             # A no-op pass leaves the inventory as it was: no write, no fsync.
             if after != recorded or not recorded.valid:
                 inv.save(after)
