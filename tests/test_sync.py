@@ -440,3 +440,51 @@ def test_fetch_writes_no_url_into_the_clone(remote: Remote_, tmp_path: Path) -> 
     for path in (tmp_path / "clone.git").rglob("*"):
         if path.is_file():
             assert str(remote.bare).encode() not in path.read_bytes(), path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ci_pr_check_validates_then_plans_with_changes_pending_passing(
+    podman_socket: str, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """contrib/ci/podform-pr-check.sh: exit 0 with a plan JSON when changes are pending, exit 1
+    (and no plan) when a manifest is invalid."""
+    stack = tmp_path / "stacks" / "web"
+    stack.mkdir(parents=True)
+    (stack / "stack.yaml").write_text(documents(stack_name, busybox_image))
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "CONTAINER_HOST": podman_socket,
+        "PODFORM_STATE_DIR": str(tmp_path / "state"),
+    }
+    script = str(ROOT / "contrib" / "ci" / "podform-pr-check.sh")
+    ok = subprocess.run(
+        [script, "stacks/web"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "changes pending" in ok.stdout
+    plan = json.loads((tmp_path / "podform-plan-stacks-web.json").read_text())
+    assert plan["stack"] == stack_name
+    assert container_ids(stack_name) == {}, "plan changes nothing"
+
+    (stack / "stack.yaml").write_text(documents(stack_name, busybox_image, bad=True))
+    (tmp_path / "podform-plan-stacks-web.json").unlink()
+    bad = subprocess.run(
+        [script, "stacks/web"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "imagee" in bad.stderr
+    assert not (tmp_path / "podform-plan-stacks-web.json").exists()
+
+
+def test_pre_commit_hook_manifest_exposes_podform_validate() -> None:
+    """.pre-commit-hooks.yaml offers `podform-validate`, running `podform validate` once per
+    commit on the folders given with -f (not on single changed files)."""
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    (hook,) = [h for h in hooks if h["id"] == "podform-validate"]
+    assert hook["entry"] == "podform validate" and hook["language"] == "python"
+    assert hook["pass_filenames"] is False and hook["args"][0] == "-f"
+    assert "podform" in (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[1]

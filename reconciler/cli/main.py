@@ -97,12 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
             help="allow destroying and re-creating machines",
         )
         p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
+        p.add_argument(
+            "--detailed-exitcode",
+            action="store_true",
+            help="exit 2 when something changed"
+            if name == "apply"
+            else "accepted for CI scripts: plan always exits 2 when changes are pending",
+        )
         if name == "apply":
             p.add_argument("--dry-run", action="store_true", help="plan only, change nothing")
             p.add_argument("--parallel", type=int, default=4, metavar="N")
-            p.add_argument(
-                "--detailed-exitcode", action="store_true", help="exit 2 when something changed"
-            )
     p = sub.add_parser("status", parents=g, help="state, health, GPU probe and drift per resource")
     _files(p)
     p = sub.add_parser("delete", parents=g, help="remove what the manifests declare")
