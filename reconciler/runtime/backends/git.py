@@ -164,17 +164,22 @@ class GitRepo:
             return False
 
     def verify_commit(self, sha: str, allowed_signers: Path) -> str:
-        """'' when git verifies SHA's signature against ALLOWED_SIGNERS, else why not."""
+        """'' when SHA carries an ssh signature that git verifies against ALLOWED_SIGNERS,
+        else why not. OpenPGP/X.509 signatures are refused: git would check those against
+        the user's keyring, not against the allowed-signers file."""
+        header = self.run("cat-file", "commit", sha).split("\n\n", 1)[0]
+        signature = re.search(r"^gpgsig(?:-sha256)? (.*)$", header, re.MULTILINE)
+        if signature is None:
+            return "the commit is not signed"
+        if signature.group(1).strip() != "-----BEGIN SSH SIGNATURE-----":
+            return "the commit is not signed with an ssh key (only ssh signatures are checked)"
         try:
             self.run(
                 "verify-commit", "--raw", sha,
                 config=(f"gpg.ssh.allowedSignersFile={allowed_signers.resolve()}",),
             )  # fmt: skip
         except GitFailed as exc:
-            text = str(exc)
-            if "no signature" in text.lower() or "exit 1" in text:
-                return "the commit is not signed"
-            return f"its signature does not verify against {allowed_signers}: {text}"
+            return f"its signature does not verify against {allowed_signers}: {exc}"
         return ""
 
     def checkout(self, sha: str, tree: Path) -> None:
