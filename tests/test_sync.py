@@ -305,6 +305,11 @@ def test_once_over_git_daemon_applies_then_reports_nothing_new_and_fails_when_do
     assert down.returncode == 1
     assert "fetch failed" in down.stderr
 
+    tree = next((state_dir / "sync").glob(f"*/trees/{sha2}/stacks"))
+    manual = run_podform("apply", "-f", str(tree))
+    assert manual.returncode == 0, manual.stderr
+    assert recorded_revision(state_dir, stack_name) == {}, "a plain apply clears the revision"
+
 
 def make_key(folder: Path, name: str) -> tuple[Path, str]:
     """An ed25519 key made by ssh-keygen; (private key path, public key line)."""
@@ -488,3 +493,91 @@ def test_pre_commit_hook_manifest_exposes_podform_validate() -> None:
     assert hook["entry"] == "podform validate" and hook["language"] == "python"
     assert hook["pass_filenames"] is False and hook["args"][0] == "-f"
     assert "podform" in (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[1]
+
+
+@pytest.fixture
+def http_remote(remote: Remote_) -> Iterator[tuple[str, str, str]]:
+    """The remote served over git's dumb HTTP protocol on 127.0.0.1, behind basic auth;
+    (URL without credentials, user, token). The server stops after the test."""
+    import base64
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    user, token = "podform-bot", "tok-" + os.urandom(8).hex()
+    expected = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+
+    class Handler(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Handler, directory=str(remote.bare.parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{remote.bare.name}", user, token
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_token_in_the_url_reaches_git_through_a_helper_and_nowhere_else(
+    http_remote: tuple[str, str, str], remote: Remote_, tmp_path: Path
+) -> None:
+    """http://user:token@ against a server that demands them: the fetch succeeds (the token
+    reached git), and the token is in no output, no state file and no credential store even
+    though the user's git config names `credential.helper store`; a wrong token fails cleanly."""
+    url, user, token = http_remote
+    sha = remote.push("# empty\n", "first")
+    git("update-server-info", cwd=remote.bare)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text("[credential]\n\thelper = store\n")
+    state = tmp_path / "state"
+    with_token = url.replace("http://", f"http://{user}:{token}@")
+    done = podform_subprocess(
+        "sync", "--repo", with_token, "--once", "--log-format", "json", "-vv",
+        env={"PODFORM_STATE_DIR": str(state), "HOME": str(home), "XDG_CONFIG_HOME": str(home),
+             "CONTAINER_HOST": "unix:///nonexistent"},
+    )  # fmt: skip
+    # The fetch worked (the sha is known); a folder without documents is then refused: exit 1.
+    assert done.returncode == 1
+    assert "fetch failed" not in done.stderr and sha in done.stderr, done.stderr
+    assert "no manifest documents" in done.stderr
+    wrong = podform_subprocess(
+        "sync", "--repo", url.replace("http://", f"http://{user}:wrong-{token}@"), "--once",
+        env={"PODFORM_STATE_DIR": str(state), "HOME": str(home), "XDG_CONFIG_HOME": str(home)},
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "fetch failed" in wrong.stderr
+    for text in (done.stdout, done.stderr, wrong.stdout, wrong.stderr):
+        assert token not in text
+    files = [p for p in (*state.rglob("*"), *home.rglob("*")) if p.is_file()]
+    assert any(p.name == "HEAD" for p in files)
+    for path in files:
+        assert token.encode() not in path.read_bytes(), path
+    assert not (home / ".git-credentials").exists()
+
+
+def test_inventory_keeps_the_revision_and_refuses_a_malformed_one(tmp_path: Path) -> None:
+    """The revision round-trips through the inventory file; a non-string field makes the
+    inventory unreadable (valid=False, so nothing is pruned) rather than silently dropped."""
+    from reconciler.engine.observed import Recorded
+
+    inv = Inventory(tmp_path, "s")
+    rev = {"url": "file:///r", "ref": "main", "path": ".", "sha": "a" * 40, "time": "t"}
+    inv.save(Recorded(revision=rev))
+    assert inv.load().revision == rev
+    data = json.loads(inv.path.read_text())
+    data["revision"]["sha"] = 1
+    inv.path.write_text(json.dumps(data))
+    assert not inv.load().valid and "revision" in inv.problem

@@ -170,7 +170,10 @@ class Syncer:
         folder = tree / self.source.path
         if not folder.is_dir():
             raise PodformError(f"{self.source.path!r} is not a folder in this revision")
-        return Revision(sha, tree, load_desired([str(folder)]))
+        desired = load_desired([str(folder)])
+        if not desired.files:  # a wrong --path or an emptied repo is no order to remove all
+            raise PodformError(f"no manifest documents under {self.source.path!r}")
+        return Revision(sha, tree, desired)
 
     def _revision_record(self, target: Revision) -> dict[str, str]:
         """The inventory's revision entry; its time is when this sha was first applied."""
