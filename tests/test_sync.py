@@ -346,6 +346,7 @@ def test_verify_signatures_applies_signed_and_refuses_unsigned_or_unknown_keys(
     unsigned = run_podform(*once)
     assert unsigned.returncode == 1
     assert sha2 in unsigned.stderr and "not signed" in unsigned.stderr
+    assert '"using_last_good": true' in unsigned.stderr, "a restarted sync restores the last good"
     assert container_ids(stack_name) == ids
 
     sha3 = remote.push(documents(stack_name, busybox_image, {"MODE": "o"}), "other", other)

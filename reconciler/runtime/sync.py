@@ -32,7 +32,7 @@ from typing import Any
 from reconciler.errors import InvalidInput, PodformError
 from reconciler.manifests.model import Desired
 from reconciler.manifests.units import format_seconds
-from reconciler.runtime.backends.git import GitFailed, GitRepo, Remote, check_ref
+from reconciler.runtime.backends.git import GitRepo, Remote, check_ref
 from reconciler.runtime.orchestrator import Reconciler, load_desired
 
 MAX_BACKOFF_S = 300.0  # failures back off exponentially up to max(interval, this)
@@ -143,13 +143,14 @@ class Syncer:
 
     def restore(self) -> None:
         """After a restart, the last good revision is in force again (if it still loads)."""
+        self.repo.ensure()
         sha = self._saved_sha()
-        if not sha or not self.repo.has_commit(sha):
-            return
-        try:
-            self.current = self._load(sha)
-        except (GitFailed, InvalidInput, PodformError) as exc:
-            self.log.warning("last good revision no longer loads", sha=sha, error=str(exc))
+        if sha and self.repo.has_commit(sha):
+            try:
+                self.current = self._load(sha)
+            except PodformError as exc:  # InvalidInput and GitFailed included
+                self.log.warning("last good revision no longer loads", sha=sha, error=str(exc))
+        self._prune_trees()
 
     def _prune_trees(self) -> None:
         keep = {self.current.tree} if self.current else set()
@@ -210,6 +211,14 @@ class Syncer:
                 refused_now = True
             else:
                 previous = self.current.sha if self.current else None
+                old_stack = self.current.desired.stack.name if self.current else None
+                if old_stack not in (None, candidate.desired.stack.name):
+                    self.log.warning(
+                        "stack renamed",
+                        old=old_stack,
+                        new=candidate.desired.stack.name,
+                        note=f"stack {old_stack!r} is left as it is; remove it with podform delete",
+                    )
                 self.current, self.refused, new = candidate, None, True
                 self._save()
                 self._prune_trees()

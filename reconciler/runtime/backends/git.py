@@ -140,6 +140,7 @@ class GitRepo:
         if init.returncode != 0:
             raise GitFailed(f"git init failed: {init.stderr.strip()}")
         self.run("config", "core.logAllRefUpdates", "false")
+        self.run("config", "gc.autoDetach", "false")  # no gc left running in the background
 
     def fetch(self, ref: str, timeout: float = NETWORK_TIMEOUT_S) -> str:
         """Fetch REF (branch, tag or full name) from the remote; the commit it points at."""
