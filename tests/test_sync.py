@@ -215,6 +215,7 @@ def test_loop_follows_pushes_keeps_last_good_on_a_broken_commit_and_exits_0_on_s
     refused = s.events("revision refused")
     assert len(refused) == 1, "a refused revision is reported once"
     assert "imagee" in json.dumps(refused[0]["problems"]) and refused[0]["keeping"] == sha2
+    assert refused[0]["problems"][0].startswith("stacks/stack.yaml:"), "repo-relative location"
     kept = s.events("revision applied")[-1]
     assert kept["sha"] == sha2 and kept["using_last_good"] and not kept["changed"]
     assert container_ids(stack_name) == second, "the last good revision keeps running"

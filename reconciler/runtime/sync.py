@@ -23,6 +23,7 @@ import os
 import random
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -235,7 +236,7 @@ class Syncer:
             self._finish(start, False, "apply failed", sha=target.sha, error=str(exc))
             return Outcome.FAILED
         except Exception as exc:  # a bug must not end the loop; the next pass may succeed
-            self.log.exception("internal error during pass", sha=target.sha)
+            self.log.error("internal error", sha=target.sha, traceback=traceback.format_exc())
             self._finish(start, False, "apply failed", sha=target.sha, error=repr(exc))
             return Outcome.FAILED
         self.passes += 1
@@ -264,6 +265,8 @@ class Syncer:
     def _refuse(self, sha: str, problems: list[str]) -> None:
         """Report a refused revision once; the revision in force stays, nothing is pruned."""
         self.refused = sha
+        inside = f"{self._tree(sha)}/"  # locations relative to the repository's root
+        problems = [p.replace(inside, "") for p in problems]
         if self._tree(sha).exists():
             self.repo.remove_tree(self._tree(sha))
         self.log.error(
