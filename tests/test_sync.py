@@ -583,3 +583,18 @@ def test_inventory_keeps_the_revision_and_refuses_a_malformed_one(tmp_path: Path
     data["revision"]["sha"] = 1
     inv.path.write_text(json.dumps(data))
     assert not inv.load().valid and "revision" in inv.problem
+
+
+def test_the_lock_file_names_the_command_without_url_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While sync holds a stack's lock, the lock file names the holder's command line with
+    the repository URL's user:token removed (the state dir never holds the token)."""
+    monkeypatch.setattr(
+        sys, "argv", ["podform", "sync", "--repo", "https://bot:tok-SECRET@example.com/r.git"]
+    )
+    inv = Inventory(tmp_path, "s")
+    with inv.lock():
+        held = inv.lock_path.read_text()
+    assert "tok-SECRET" not in held and "bot:" not in held
+    assert "--repo https://example.com/r.git" in held

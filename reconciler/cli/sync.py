@@ -44,7 +44,8 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
     from reconciler.cli import log as logging_setup
     from reconciler.cli import report
     from reconciler.manifests.units import seconds
-    from reconciler.runtime.backends.git import Remote, scrub_urls
+    from reconciler.redact import strip_url_credentials
+    from reconciler.runtime.backends.git import Remote
     from reconciler.runtime.inventory import state_dir
     from reconciler.runtime.orchestrator import Reconciler
     from reconciler.runtime.sync import Outcome, Source, Syncer
@@ -53,7 +54,7 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
     try:
         remote = Remote.parse(args.repo)
     except PodformError as exc:
-        log.error("cannot sync", error=scrub_urls(str(exc)))
+        log.error("cannot sync", error=strip_url_credentials(str(exc)))
         return 1
     try:
         interval_s = seconds(args.interval)

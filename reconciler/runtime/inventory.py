@@ -28,6 +28,7 @@ from typing import Any
 from reconciler.engine.hashing import masked_spec
 from reconciler.engine.observed import Recorded, RecordedContainer
 from reconciler.errors import LockHeld, PodformError
+from reconciler.redact import strip_url_credentials
 
 VERSION = 1
 _POLL_SECONDS = 0.05  # how often a waiting lock() retries: a freed lock is taken quickly
@@ -236,7 +237,8 @@ class Inventory:
                     time.sleep(min(_POLL_SECONDS, remaining))
             # The file is never deleted (unlinking flock files races); its content names the holder.
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n{shlex.join(sys.argv)}\n".encode(), 0)
+            command = strip_url_credentials(shlex.join(sys.argv))  # e.g. sync --repo URL
+            os.pwrite(fd, f"{os.getpid()}\n{command}\n".encode(), 0)
             try:
                 yield
             finally:

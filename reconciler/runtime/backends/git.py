@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.errors import PodformError
+from reconciler.redact import strip_url_credentials
 
 NETWORK_TIMEOUT_S = 120.0  # fetch: a stalled remote must not stop the loop for ever
 LOCAL_TIMEOUT_S = 60.0  # rev-parse, worktree, verify-commit on the private clone
@@ -31,7 +32,6 @@ _HELPER = (
     f'!f() {{ test "$1" = get && printf "username=%s\\npassword=%s\\n" '
     f'"${_USER_ENV}" "${_PASSWORD_ENV}"; }}; f'
 )
-_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 
 
 class GitFailed(PodformError):
@@ -69,12 +69,7 @@ class Remote:
         secret = self.password or self.username  # `https://TOKEN@host`: the user is the token
         if secret:
             text = text.replace(secret, "*****")
-        return _USERINFO_RE.sub(r"\g<scheme>", text)
-
-
-def scrub_urls(text: str) -> str:
-    """Remove userinfo from every `scheme://user:pass@` in TEXT (no Remote at hand)."""
-    return _USERINFO_RE.sub(r"\g<scheme>", text)
+        return strip_url_credentials(text)
 
 
 class GitRepo:
