@@ -404,6 +404,9 @@ def test_remote_parse_keeps_credentials_out_of_the_url() -> None:
     assert Remote.parse("ssh://git@example.com/x.git").url == "ssh://git@example.com/x.git"
     assert Remote.parse("ssh://git:pw@example.com/x.git").url == "ssh://git@example.com/x.git"
     assert Remote.parse("git@example.com:org/x.git").url == "git@example.com:org/x.git"
+    encoded = Remote.parse("https://me:p%40ss@[::1]:8443/x.git")
+    assert (encoded.url, encoded.password) == ("https://[::1]:8443/x.git", "p@ss")
+    assert encoded.scrub("p%40ss and p@ss") == "***** and *****"
     with pytest.raises(PodformError):
         Remote.parse("--upload-pack=touch /tmp/x")
 

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from reconciler.errors import PodformError
 from reconciler.redact import strip_url_credentials
@@ -55,20 +55,18 @@ class Remote:
         parts = urlsplit(raw)
         if not parts.scheme or "://" not in raw or parts.username is None:
             return cls(raw)
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        password = parts.password or ""
+        host = parts.netloc.rpartition("@")[2]  # as written: port, [IPv6] and case kept
+        password = unquote(parts.password or "")
         if parts.scheme in ("http", "https"):  # a bare `token@` is a credential too
-            return cls(urlunsplit(parts._replace(netloc=host)), parts.username, password)
+            return cls(urlunsplit(parts._replace(netloc=host)), unquote(parts.username), password)
         user = parts.username  # ssh://git@host: the user name is no secret, a password is
         return cls(urlunsplit(parts._replace(netloc=f"{user}@{host}")), "", password)
 
     def scrub(self, text: str) -> str:
         """TEXT without the password/token and without any `scheme://user:pass@` userinfo."""
         secret = self.password or self.username  # `https://TOKEN@host`: the user is the token
-        if secret:
-            text = text.replace(secret, "*****")
+        for form in {secret, quote(secret, safe="")} - {""}:
+            text = text.replace(form, "*****")
         return strip_url_credentials(text)
 
 
