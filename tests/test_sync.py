@@ -601,3 +601,23 @@ def test_the_lock_file_names_the_command_without_url_credentials(
         held = inv.lock_path.read_text()
     assert "tok-SECRET" not in held and "bot:" not in held
     assert "--repo https://example.com/r.git" in held
+
+
+def test_sigterm_during_an_apply_finishes_it_and_exits_0(
+    start_sync: Callable[..., SyncProcess],
+    remote: Remote_,
+    busybox_image: str,
+    stack_name: str,
+    state_dir: Path,
+) -> None:
+    """SIGTERM right after a new revision was taken up (its apply running): exit 0, and every
+    container that exists is recorded in the inventory (the running action finished, state saved)."""
+    remote.push(documents(stack_name, busybox_image), "first")
+    s = start_sync("--repo", remote.url, "--path", "stacks", "--interval", "1s")
+    s.wait_for("new revision", lambda: bool(s.events("new revision")), 60)
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.stop() == 0, s.log()
+    assert s.events("sync stopped")
+    recorded = Inventory(state_dir, stack_name).load()
+    for name, cid in container_ids(stack_name).items():
+        assert recorded.containers[name].id == cid
