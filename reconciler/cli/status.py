@@ -90,6 +90,7 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
     rec = Reconciler(settings)
     try:
         rows, notes = collect(rec, desired)
+        revision = rec.inventory(desired).load().revision  # set when `podform sync` applied it
     finally:
         rec.close()
     all_ready = all(r.ready for r in rows)
@@ -101,6 +102,7 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
                     "ready": all_ready,
                     "resources": [r.to_json() for r in rows],
                     "notes": notes,
+                    "revision": revision or None,
                 },
                 indent=2,
             )
@@ -115,5 +117,11 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
             print("  ".join(f"{v:<{widths[i]}}" for i, v in enumerate(row[:4])) + "  " + row[4])
         for n in notes:
             print(f"note: {n}")
+        if revision:
+            print(
+                f"revision {revision.get('sha', '?')} ({revision.get('ref', '?')} of "
+                f"{revision.get('url', '?')}, path {revision.get('path', '.')}), "
+                f"applied {revision.get('time', '?')} by podform sync"
+            )
         print(f"stack {desired.stack.name!r}: " + ("all ready" if all_ready else "NOT ready"))
     return 0 if all_ready else 1

@@ -293,7 +293,11 @@ class Reconciler:
         digests = secret_digests(desired, recorded.secret_key)
         return dataclasses.replace(self.settings.plan, secret_digests=digests)
 
-    def apply(self, desired: Desired, dry_run: bool = False) -> PassResult:
+    def apply(
+        self, desired: Desired, dry_run: bool = False, revision: dict[str, str] | None = None
+    ) -> PassResult:
+        """One pass. REVISION (from sync) is recorded when the pass succeeds; a failed pass
+        keeps the previous one; an apply without a revision clears it."""
         inv = self.inventory(desired)
         with inv.lock(self.settings.lock_timeout):
             plan, recorded, problems = self.plan(desired)
@@ -303,6 +307,8 @@ class Reconciler:
             execution = self._execute(plan)
             result.execution = execution
             after = record(recorded, plan, execution)
+            if revision is not None:
+                after.revision = dict(revision if result.ok else recorded.revision)
             # A no-op pass leaves the inventory as it was: no write, no fsync.
             if after != recorded or not recorded.valid:
                 inv.save(after)
