@@ -35,6 +35,7 @@ from reconciler.errors import InvalidInput, Issue, PodmanUnreachable, TemporaryE
 from reconciler.manifests.model import Desired, build_desired
 from reconciler.runtime.executor import (
     DEGRADED,
+    FAILED,
     INTERRUPTED,
     OK,
     SKIPPED,
@@ -334,6 +335,14 @@ class Reconciler:
             started.add(machine)
             observed = observe(desired.stack.name, [machine], self.connections)
             observed.machines = first.observed.machines
+            if machine in observed.errors:
+                for aid in waiting:
+                    execution.outcomes[aid] = Outcome(
+                        FAILED,
+                        f"machine {machine} started, but nothing inside it could be observed: "
+                        f"{observed.errors[machine]}",
+                    )
+                continue
             inside = plan_after_start(
                 desired,
                 observed,
