@@ -46,7 +46,7 @@ def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
                 Row(
                     a.kind,
                     a.name,
-                    "present" if a.verb.value != "create" else "missing",
+                    {"create": "missing", "deferred": "unknown"}.get(a.verb.value, "present"),
                     "-",
                     "-",
                     drift,
