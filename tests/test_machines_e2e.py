@@ -116,7 +116,14 @@ def gpu_stack(base: str, **machine_spec: Any) -> list[dict[str, Any]]:
 
 
 def write(directory: Path, stack: str, *docs: dict[str, Any]) -> str:
-    """(Re)write DIRECTORY/stack.yaml (Stack + DOCS) beside a build context `ctx`."""
+    """(Re)write DIRECTORY/stack.yaml (Stack + DOCS) beside a build context `ctx`.
+
+    Images get the ref `localhost/<stack>-<name>:latest`: test runs in parallel share Podman's
+    image store, and another run's clean-up must not remove this run's image under it.
+    """
+    for d in docs:
+        if d["kind"] == "Image":
+            d["spec"].setdefault("ref", f"localhost/{stack}-{d['metadata']['name']}:latest")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "ctx").mkdir(exist_ok=True)
     (directory / "ctx" / "Containerfile").write_text("ARG BASE\nFROM $BASE\nLABEL role=llama\n")
@@ -373,7 +380,10 @@ def test_machine_found_stopped_is_started_and_nothing_inside_is_redone(
     d = write(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
     ok(run_podform("apply", "-f", d, *podman))
     cname = f"{stack_name}-llama-1"
-    built, first_id = image_id("localhost/llama-img:latest"), container_ids(stack_name)[cname]
+    built, first_id = (
+        image_id(f"localhost/{stack_name}-llama-img:latest"),
+        container_ids(stack_name)[cname],
+    )
 
     fake("machine", "stop", "gpu")  # what a reboot does: the VM and its containers stop
     podman_cli("stop", "-t", "1", cname)
@@ -399,7 +409,7 @@ def test_machine_found_stopped_is_started_and_nothing_inside_is_redone(
     applied = {a["name"]: a for a in json.loads(done.stdout)["actions"]}
     assert applied["llama-img"]["action"] == "unchanged", "a held image is not rebuilt"
     assert (applied[cname]["action"], applied[cname]["operation"]) == ("update", "start")
-    assert image_id("localhost/llama-img:latest") == built
+    assert image_id(f"localhost/{stack_name}-llama-img:latest") == built
     assert container_ids(stack_name)[cname] == first_id, "started, not recreated"
     assert container_state(cname) == "running"
 
