@@ -53,7 +53,7 @@ class Fake:
             "FAKE_PODMAN_VERSION": version,
             **{f"FAKE_PODMAN_{k.upper()}": v for k, v in env.items()},
         }
-        self.cli = MachineCli(str(FAKE), SubprocessRunner(("FAKE_PODMAN_",), base_env=self.env))
+        self.cli = MachineCli(str(FAKE), SubprocessRunner(base_env=self.env))
 
     def calls(self) -> list[dict[str, Any]]:
         if not self.log.exists():
@@ -127,7 +127,7 @@ def test_client_info_from_version_with_a_running_machine(make_fake: MakeFake) ->
     """macOS with a machine running: `version` answers Client and Server; Client is used."""
     fake = make_fake("6.0.1")
     fake.cli.init("m", "libkrun", 2, 2048, 10, False, [], now=True)
-    fresh = MachineCli(str(FAKE), SubprocessRunner(("FAKE_PODMAN_",), base_env=fake.env))
+    fresh = MachineCli(str(FAKE), SubprocessRunner(base_env=fake.env))
     assert fresh.client_info() == ClientInfo((6, 0, 1), "darwin", "arm64", "libkrun")
 
 
@@ -352,8 +352,9 @@ def test_bad_names_are_refused_before_podman_runs(make_fake: MakeFake, name: str
     assert fake.calls() == []
 
 
-def test_subprocess_runner_uses_argv_list_and_minimal_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """SubprocessRunner passes a list (no shell), no stdin, and only the allowed environment."""
+def test_subprocess_runner_uses_argv_list_and_callers_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SubprocessRunner passes a list (no shell), no stdin, and the caller's environment
+    (proxies, certificates, locale included) without the variables that redirect podman."""
     seen: dict[str, Any] = {}
 
     def fake_run(argv: object, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -362,7 +363,9 @@ def test_subprocess_runner_uses_argv_list_and_minimal_env(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     base = {"PATH": "/bin", "HOME": "/h", "XDG_CONFIG_HOME": "/c", "DOCKER_HOST": "tcp://x",
-            "CONTAINERS_CONF": "/cc", "SECRET": "s", "TMPDIR": "/t"}  # fmt: skip
+            "CONTAINER_HOST": "unix:///x", "CONTAINER_CONNECTION": "other",
+            "CONTAINERS_CONF": "/cc", "HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "local",
+            "SSL_CERT_FILE": "/ca.pem", "LANG": "C.UTF-8", "TMPDIR": "/t"}  # fmt: skip
     result = SubprocessRunner(base_env=base).run(
         ["podman", "machine", "stop", "a;b"], {"CONTAINERS_MACHINE_PROVIDER": "libkrun"}, 5.0
     )
@@ -372,7 +375,8 @@ def test_subprocess_runner_uses_argv_list_and_minimal_env(monkeypatch: pytest.Mo
     assert seen["kwargs"]["stdin"] is subprocess.DEVNULL
     assert seen["kwargs"]["env"] == {
         "PATH": "/bin", "HOME": "/h", "XDG_CONFIG_HOME": "/c", "CONTAINERS_CONF": "/cc",
-        "TMPDIR": "/t", "CONTAINERS_MACHINE_PROVIDER": "libkrun",
+        "HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "local", "SSL_CERT_FILE": "/ca.pem",
+        "LANG": "C.UTF-8", "TMPDIR": "/t", "CONTAINERS_MACHINE_PROVIDER": "libkrun",
     }  # fmt: skip
 
 

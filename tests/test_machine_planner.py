@@ -16,8 +16,8 @@ from reconciler.runtime.orchestrator import load_desired
 
 MAC = ClientInfo((5, 8, 2), "darwin", "arm64", "applehv")
 SPEC = {"provider": "libkrun", "cpus": 4, "memory": "8GiB", "diskSize": "100GiB",
-        "rootful": True, "volumes": ["~/models:/models:ro"], "state": "running"}  # fmt: skip
-RECORD = {"gpu": {"provider": "libkrun", "volumes": ["~/models:/models:ro"]}}
+        "rootful": True, "volumes": ["/srv/models:/models:ro"], "state": "running"}  # fmt: skip
+RECORD = {"gpu": {"provider": "libkrun", "volumes": ["/srv/models:/models:ro"]}}
 
 
 def desired(tmp_path: Path, workloads: tuple[str, ...] = ("llama",), **spec: Any) -> Desired:
@@ -66,7 +66,7 @@ def test_missing_machine_is_created_with_every_declared_setting(tmp_path: Path) 
     assert action.work == MachineWork(
         "gpu", "libkrun",
         {"cpus": 4, "memory_mib": 8192, "disk_gib": 100, "rootful": True,
-         "volumes": ["~/models:/models:ro"]},
+         "volumes": ["/srv/models:/models:ro"]},
         start_after=True,
     )  # fmt: skip
 

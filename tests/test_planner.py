@@ -315,12 +315,16 @@ def test_depends_on_orders_and_waits_for_health(tmp_path: Path) -> None:
     """dependsOn healthy: the dependent's action depends on the dependency's and waits for health."""
     d = desired_from(
         tmp_path,
-        STACK + workload("db") + workload("api", "  dependsOn: [{name: db, condition: healthy}]\n"),
+        STACK
+        + workload("db", '  healthcheck: {command: ["true"], interval: 10s, timeout: 2s}\n')
+        + workload("api", "  dependsOn: [{name: db, condition: healthy}]\n"),
     )
     p = plan(d, observed(), Recorded(), {})
     api = next(a for a in p.actions if a.name == "s-api-1")
     assert "Container/s-db-1" in api.depends_on
     assert api.work is not None and getattr(api.work, "healthy_deps", ()) == ("s-db-1",)
+    # startPeriod 0 + retries 3 x (interval 10 + timeout 2) + a 5 s margin, not a fixed 120 s
+    assert getattr(api.work, "healthy_wait_s", 0) == 41.0
 
 
 def test_plan_render_is_deterministic_golden(tmp_path: Path) -> None:

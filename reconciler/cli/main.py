@@ -290,9 +290,10 @@ def _plan(args: argparse.Namespace) -> int:
     desired = _load(args)
     rec = Reconciler(_settings(args))
     try:
-        plan, _, problems = rec.plan(desired)
+        result = rec.plan(desired)
     finally:
         rec.close()
+    plan, problems = result.plan, result.problems
     _print_problems(problems)
     if args.output == "json":
         print(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))

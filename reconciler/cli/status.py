@@ -34,9 +34,10 @@ class Row:
 
 
 def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
-    plan, _, problems = rec.plan(desired)
+    result = rec.plan(desired)
+    plan, problems = result.plan, result.problems
     # The snapshot the plan was made from: no second round of list calls.
-    observed = {c.name: c for cs in rec.observed.containers.values() for c in cs}
+    observed = {c.name: c for cs in result.observed.containers.values() for c in cs}
     rows: list[Row] = []
     for a in plan.actions:
         drift = "none" if not a.changes_something else f"{a.verb.value}: {a.reason}"
@@ -45,7 +46,7 @@ def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
                 Row(
                     a.kind,
                     a.name,
-                    "present" if a.verb.value != "create" else "missing",
+                    {"create": "missing", "deferred": "unknown"}.get(a.verb.value, "present"),
                     "-",
                     "-",
                     drift,
