@@ -33,6 +33,14 @@ def is_secret_path(path: Sequence[str | int]) -> bool:
     return any(isinstance(part, str) and is_secret_key(part) for part in path)
 
 
+_URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def strip_url_credentials(text: str) -> str:
+    """TEXT with the `user:password@` of every `scheme://user:password@host` URL removed."""
+    return _URL_USERINFO_RE.sub(r"\g<scheme>", text)
+
+
 def redact(value: object, secret: bool = False) -> object:
     """A copy of JSON-like `value` with every scalar under a secret-looking key masked.
 

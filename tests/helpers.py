@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +134,14 @@ def gpu_stack(base: str, **machine_spec: Any) -> list[dict[str, Any]]:
 
 
 def write_gpu_stack(directory: Path, stack: str, *docs: dict[str, Any]) -> str:
-    """(Re)write DIRECTORY/stack.yaml (Stack + DOCS) beside the build context `ctx`."""
+    """(Re)write DIRECTORY/stack.yaml (Stack + DOCS) beside the build context `ctx`.
+
+    Images get the ref `localhost/<stack>-<name>:latest`: test runs in parallel share Podman's
+    image store, and another run's clean-up must not remove this run's image under it.
+    """
+    for d in docs:
+        if d["kind"] == "Image":
+            d["spec"].setdefault("ref", image_ref(stack, d["metadata"]["name"]))
     (directory / "ctx").mkdir(parents=True, exist_ok=True)
     (directory / "ctx" / "Containerfile").write_text("ARG BASE\nFROM $BASE\nLABEL role=llama\n")
     return str(write_stack(directory, stack, *docs))
@@ -260,10 +265,13 @@ class Out:
 
 
 class FakePodman:
-    """One fake Podman installation: its state file, call log and FAKE_PODMAN_* settings.
+    """One fake Podman installation: its state file, call log and settings.
 
-    `socket_url` is the API socket its machines report (the real test socket in end-to-end
-    tests); other settings are keyword arguments (osarch="linux/amd64" -> FAKE_PODMAN_OSARCH).
+    Installed as a real binary would be: `DIR/podman` (a link to the fake) beside
+    `DIR/fake-podman.json`, so podform's environment handling cannot hide its settings;
+    `env` carries the same settings as FAKE_PODMAN_* variables for direct runs. `socket_url`
+    is the API socket its machines report (the real test socket in end-to-end tests); other
+    settings are keyword arguments (osarch="linux/amd64", no_krunkit="1").
     """
 
     def __init__(
@@ -272,40 +280,35 @@ class FakePodman:
         directory.mkdir(parents=True, exist_ok=True)
         self.state = directory / "state.json"
         self.log = directory / "calls.log"
-        self.settings = {
-            "FAKE_PODMAN_STATE": str(self.state),
-            "FAKE_PODMAN_LOG": str(self.log),
-            "FAKE_PODMAN_VERSION": version,
-            **({"FAKE_PODMAN_SOCKET": socket_url.removeprefix("unix://")} if socket_url else {}),
-            **{f"FAKE_PODMAN_{k.upper()}": v for k, v in settings.items()},
+        config = {
+            "state": str(self.state),
+            "log": str(self.log),
+            "version": version,
+            **({"socket": socket_url.removeprefix("unix://")} if socket_url else {}),
+            **settings,
         }
-        # The whole environment of a direct run; DOCKER_HOST must never reach podman's argv/env.
+        (directory / "fake-podman.json").write_text(json.dumps(config))
+        self.path = directory / "podman"
+        self.path.symlink_to(FAKE)
+        # What podform's runner is given: DOCKER_HOST is there to prove it never reaches podman.
         self.env = {
             "PATH": os.environ["PATH"],
             "HOME": str(directory),
             "TMPDIR": "/tmp",
             "DOCKER_HOST": "unix:///must/not/leak",
-            **self.settings,
+            **{f"FAKE_PODMAN_{k.upper()}": v for k, v in config.items()},
         }
-        # podform passes podman only a minimal environment, so the settings travel in a wrapper.
-        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.settings.items())
-        self.path = directory / "podman"
-        self.path.write_text(
-            f"#!/bin/sh\n{exports}exec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE))} "
-            '"$@"\n'
-        )
-        self.path.chmod(0o755)
         self.cli = self.machine_cli()
 
     def machine_cli(self) -> MachineCli:
         """A fresh MachineCli on this installation (nothing cached yet)."""
-        return MachineCli(str(FAKE), SubprocessRunner(("FAKE_PODMAN_",), base_env=self.env))
+        return MachineCli(str(FAKE), SubprocessRunner(base_env=self.env))
 
     def run(
         self, *argv: str, version: str | None = None, provider: str | None = None, **env: str
     ) -> Out:
         """Run the fake directly; keyword args become FAKE_PODMAN_* settings for this call."""
-        full = dict(self.env)
+        full = {k: v for k, v in self.env.items() if k != "DOCKER_HOST"}
         if version is not None:
             full["FAKE_PODMAN_VERSION"] = version
         full.update({f"FAKE_PODMAN_{k.upper()}": v for k, v in env.items()})
@@ -321,19 +324,27 @@ class FakePodman:
         )
         return Out(done.returncode, done.stdout, done.stderr)
 
-    def calls(self) -> list[dict[str, Any]]:
-        """The call log: one record per run ({"argv": [...], "provider_env": ...})."""
+    def __call__(self, *argv: str, provider: str = "libkrun") -> None:
+        """Run the installed fake by hand (a user typing `podman machine stop gpu`)."""
+        env = {"PATH": os.environ["PATH"], "CONTAINERS_MACHINE_PROVIDER": provider}
+        done = subprocess.run(
+            [str(self.path), *argv], capture_output=True, text=True, check=False, env=env
+        )
+        assert done.returncode == 0, done.stderr
+
+    def entries(self) -> list[dict[str, Any]]:
+        """The call log: one record per run ({"argv": [...], "provider_env": ..., "env": ...})."""
         if not self.log.exists():
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
-    def argvs(self) -> list[list[str]]:
-        return [c["argv"] for c in self.calls()]
+    def calls(self) -> list[list[str]]:
+        return [e["argv"] for e in self.entries()]
 
     def changing_calls(self) -> list[list[str]]:
         """Machine commands that change something: init, start, stop, set, rm."""
         changing = {"init", "start", "stop", "set", "rm"}
-        return [c for c in self.argvs() if c[:1] == ["machine"] and c[1] in changing]
+        return [c for c in self.calls() if c[:1] == ["machine"] and c[1] in changing]
 
     def clear_log(self) -> None:
         self.log.unlink(missing_ok=True)

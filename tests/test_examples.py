@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ def test_llama_vulkan_uses_the_gpu_the_right_way() -> None:
     """libkrun machine with the models folder read-only, /dev/dri limited to libkrun, Venus probe."""
     d = load_desired([str(MANIFESTS / "examples" / "llama-vulkan")])
     gpu = d.machines["gpu"]
-    assert (gpu.provider, gpu.rootful, gpu.volumes) == ("libkrun", True, ("~/models:/models:ro",))
+    models = os.path.realpath(os.path.expanduser("~/models"))
+    assert (gpu.provider, gpu.rootful, gpu.volumes) == ("libkrun", True, (f"{models}:/models:ro",))
     assert gpu.memory_mib is not None and 8192 <= gpu.memory_mib <= 61440
     mapping = d.mappings["apple-gpu"]
     assert (mapping.devices, mapping.providers) == (("/dev/dri",), ("libkrun",))
@@ -40,6 +42,12 @@ def test_llama_vulkan_uses_the_gpu_the_right_way() -> None:
         MANIFESTS / "examples" / "llama-vulkan" / "llama" / "Containerfile"
     ).read_text()
     assert "-DGGML_VULKAN=ON" in containerfile and "mesa-libkrun-vulkan" in containerfile
+    # portable build, pinned Mesa from the COPR and locked, llama.cpp tag from the manifest
+    assert "-DGGML_NATIVE=OFF" in containerfile
+    assert 'dnf versionlock add "mesa-vulkan-drivers-${MESA_VULKAN_VERSION}"' in containerfile
+    assert '--branch "${LLAMA_CPP_TAG}"' in containerfile
+    image = d.images["llama-vulkan"]
+    assert image.build is not None and image.build.args["LLAMA_CPP_TAG"].startswith("b")
 
 
 def test_open_webui_finds_the_model_server_by_name_on_the_stack_network() -> None:

@@ -3,6 +3,7 @@ retries of transient faults only, skipping of dependents, deletes last, interrup
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -11,10 +12,27 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.observed import Observed, ObservedImage, ProbeResult, Recorded
-from reconciler.engine.plan import Action, Kind, Operation, Plan, RemoveWork, Verb
+from reconciler.engine.hashing import spec_hash, workload_spec
+from reconciler.engine.observed import (
+    Observed,
+    ObservedContainer,
+    ObservedImage,
+    ProbeResult,
+    Recorded,
+)
+from reconciler.engine.plan import (
+    Action,
+    ContainerWork,
+    ImageWork,
+    Kind,
+    Operation,
+    Plan,
+    RemoveWork,
+    Verb,
+)
 from reconciler.engine.planner import plan
 from reconciler.errors import PermanentError, TemporaryError
+from reconciler.labels import LABEL_CONTENT_HASH, LABEL_SPEC_HASH, LABEL_STACK
 from reconciler.runtime.executor import (
     Executor,
     RetryPolicy,
@@ -37,6 +55,15 @@ class ScriptedEngine:
         self.active = 0
         self.peak = 0
         self.delay = 0.0
+        self.health = "healthy"
+        self.containers: list[ObservedContainer] = []  # what list_containers reports
+        self.images: list[ObservedImage] = []
+
+    def list_containers(self, name_prefix: str) -> list[ObservedContainer]:
+        return [c for c in self.containers if c.name.startswith(name_prefix)]
+
+    def list_images(self) -> list[ObservedImage]:
+        return self.images
 
     def _note(self, op: str, name: str) -> None:
         with self.lock:
@@ -77,7 +104,7 @@ class ScriptedEngine:
 
     def healthcheck(self, ident: str) -> str:
         self._note("healthcheck", ident)
-        return "healthy"
+        return self.health
 
     def create_volume(self, name: str, labels: dict[str, str]) -> None:
         self._note("volume", name)
@@ -251,3 +278,79 @@ def test_probe_decides_degraded(tmp_path: Path, output: str, status: str) -> Non
     assert o.probe == (ProbeResult.PASSED if status is Status.OK else ProbeResult.FAILED)
     if status == Status.DEGRADED:
         assert "GPU not visible" in o.message
+
+
+A_ID = "sha256:" + "a" * 64
+
+
+def test_create_finding_the_same_container_adopts_it(tmp_path: Path) -> None:
+    """A create whose name was taken since the plan by a container of this stack with the same
+    spec hash adopts it (and starts it); one with another hash is still a failure."""
+    p = stack_plan(tmp_path, wl("web"))
+    [action] = [a for a in p.actions if a.kind == "Container"]
+    assert isinstance(action.work, ContainerWork)
+    same = action.work.labels | {
+        LABEL_SPEC_HASH: spec_hash(workload_spec(action.work.workload, A_ID))
+    }
+    e = ScriptedEngine()
+    e.fail["s-web-1"] = [PermanentError("Podman: the container name is already in use")]
+    e.containers = [ObservedContainer("id-raced", "s-web-1", "created", same)]
+    o = Executor(Conns(e), retry=FAST).run(p).outcomes[action.id]
+    assert (o.status, o.container_id) == (Status.OK, "id-raced")
+    assert "adopted s-web-1" in o.message and ("start", "id-raced") in e.calls
+
+    e = ScriptedEngine()
+    e.fail["s-web-1"] = [PermanentError("Podman: the container name is already in use")]
+    e.containers = [
+        ObservedContainer("id-other", "s-web-1", "created", same | {LABEL_SPEC_HASH: "x"})
+    ]
+    o = Executor(Conns(e), retry=FAST).run(p).outcomes[action.id]
+    assert o.status == Status.FAILED and "already in use" in o.message
+
+
+def image_plan(work: ImageWork) -> Plan:
+    op = Operation.PULL if work.build is None else Operation.BUILD
+    return Plan("s", (Action("Image/:x", Kind.IMAGE, "x", Verb.CREATE, op, "r", "", (), (), work),))
+
+
+def test_pull_if_not_present_looks_first(tmp_path: Path) -> None:
+    """IfNotPresent: an image that appeared since the plan is not pulled (the engine's pull
+    would fail the test)."""
+    work = ImageWork(IMAGE, None, "", {}, "IfNotPresent")
+    o = Executor(Conns(ScriptedEngine()), retry=FAST).run(image_plan(work)).outcomes["Image/:x"]
+    assert (o.status, o.image_id) == (Status.OK, A_ID)
+    assert o.message == f"{IMAGE} is present: pull skipped"
+
+
+def test_build_of_a_ref_already_carrying_the_hash_is_skipped(tmp_path: Path) -> None:
+    """A build whose ref already carries the content hash (built by another client since the
+    plan) is skipped (the engine's build would fail the test)."""
+    from reconciler.manifests.model import Build
+
+    build = Build(tmp_path, tmp_path / "Containerfile", {}, None)
+    work = ImageWork("localhost/x:latest", build, "sha256:" + "c" * 64, {}, "IfNotPresent")
+    e = ScriptedEngine()
+    labels = {LABEL_CONTENT_HASH: work.content_hash, LABEL_STACK: "s"}
+    e.images = [ObservedImage("sha256:built", ("localhost/x:latest",), labels)]
+    o = Executor(Conns(e), retry=FAST).run(image_plan(work)).outcomes["Image/:x"]
+    assert (o.status, o.image_id) == (Status.OK, "sha256:built")
+    assert "build skipped" in o.message
+
+
+def test_healthy_dependency_waits_what_its_healthcheck_allows(tmp_path: Path) -> None:
+    """The planner sets the wait to startPeriod + retries x (interval + timeout) + margin; a
+    dependency that stays unhealthy fails its dependent after that long, not 120 s."""
+    hc = '{command: ["true"], interval: 2s, timeout: 1s, retries: 2, startPeriod: 3s}'
+    db = wl("db", f"  healthcheck: {hc}\n")
+    p = stack_plan(tmp_path, db + wl("api", "  dependsOn: [{name: db, condition: healthy}]\n"))
+    api = next(a for a in p.actions if a.name == "s-api-1")
+    assert isinstance(api.work, ContainerWork)
+    assert api.work.healthy_wait_s == 3 + 2 * (2 + 1) + 5
+    short = dataclasses.replace(api, work=dataclasses.replace(api.work, healthy_wait_s=1.0))
+    e = ScriptedEngine()
+    e.health = "unhealthy"
+    start = time.monotonic()
+    o = Executor(Conns(e), retry=FAST).run(Plan("s", (short,))).outcomes[api.id]
+    assert 0.9 < time.monotonic() - start < 5
+    assert o.status == Status.FAILED
+    assert "did not become healthy within 1s" in o.message and "last: unhealthy" in o.message

@@ -348,9 +348,27 @@ def test_every_call_is_logged_with_provider_env(podman: Podman, tmp_path: Path) 
     podman("machine", "stop", "ghost")
     lines = [json.loads(line) for line in (tmp_path / "calls.log").read_text().splitlines()]
     assert lines == [
-        {"argv": ["machine", "list", "--format", "json"], "provider_env": "libkrun"},
-        {"argv": ["machine", "stop", "ghost"], "provider_env": None},
+        {"argv": ["machine", "list", "--format", "json"], "provider_env": "libkrun", "env": {}},
+        {"argv": ["machine", "stop", "ghost"], "provider_env": None, "env": {}},
     ]
+
+
+def test_settings_come_from_a_config_file_beside_the_binary(tmp_path: Path) -> None:
+    """Run through a symlink, the fake reads fake-podman.json beside it, so an empty
+    environment keeps its settings; the log records proxy and redirecting variables."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "podman").symlink_to(FAKE)
+    config = {"state": str(tmp_path / "s.json"), "log": str(tmp_path / "c.log"),
+              "version": "6.0.1", "osarch": "linux/amd64"}  # fmt: skip
+    (bindir / "fake-podman.json").write_text(json.dumps(config))
+    env = {"PATH": os.environ["PATH"], "HTTPS_PROXY": "http://proxy:3128", "OTHER": "x"}
+    done = subprocess.run(
+        [str(bindir / "podman"), "--version"], env=env, capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "podman version 6.0.1\n")
+    [line] = [json.loads(x) for x in (tmp_path / "c.log").read_text().splitlines()]
+    assert line["env"] == {"HTTPS_PROXY": "http://proxy:3128"}
 
 
 def test_refusals_outside_the_fake(podman: Podman, tmp_path: Path) -> None:

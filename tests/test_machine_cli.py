@@ -59,7 +59,7 @@ def test_client_info_falls_back_to_machine_info_without_a_server(
     expected = ClientInfo(triple, "darwin", "arm64", default)
     assert fake.cli.client_info() == expected
     assert fake.cli.client_info() == expected
-    assert [c["argv"] for c in fake.calls()] == [
+    assert [c["argv"] for c in fake.entries()] == [
         ["version", "--format", "json"],
         ["machine", "info", "--format", "json"],
     ]
@@ -78,7 +78,7 @@ def test_client_info_from_version_when_it_answers(
     """Where `podman version` answers, Client.Version/OsArch are used and nothing else runs."""
     fake = make_fake(version, osarch=osarch)
     assert fake.cli.client_info() == expected
-    assert [c["argv"] for c in fake.calls()] == [["version", "--format", "json"]]
+    assert [c["argv"] for c in fake.entries()] == [["version", "--format", "json"]]
 
 
 def test_client_info_from_version_with_a_running_machine(make_fake: MakeFake) -> None:
@@ -124,7 +124,7 @@ def test_podman_4_is_refused(make_fake: MakeFake) -> None:
     fake = make_fake("4.9.3")
     with pytest.raises(PermanentError, match=r"^Podman 4\.x machines are not supported; install"):
         fake.cli.list_machines()
-    assert [c["argv"][:2] for c in fake.calls()] == [["version", "--format"], ["machine", "info"]]
+    assert [c["argv"][:2] for c in fake.entries()] == [["version", "--format"], ["machine", "info"]]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -148,7 +148,7 @@ def test_list_machines_when_none_exist(make_fake: MakeFake) -> None:
     """No machines: an empty list and no inspect call."""
     fake = make_fake()
     assert fake.cli.list_machines() == []
-    assert not any(c["argv"][1] == "inspect" for c in fake.calls())
+    assert not any(c["argv"][1] == "inspect" for c in fake.entries())
 
 
 def test_5x_names_the_provider_on_every_machine_call(make_fake: MakeFake) -> None:
@@ -161,7 +161,7 @@ def test_5x_names_the_provider_on_every_machine_call(make_fake: MakeFake) -> Non
     fake.cli.stop("gpu", "libkrun")
     fake.cli.list_machines()
     fake.cli.rm("gpu", "libkrun")
-    calls = [(c["argv"], c["provider_env"]) for c in fake.calls()]
+    calls = [(c["argv"], c["provider_env"]) for c in fake.entries()]
     assert calls == [
         (["version", "--format", "json"], None),
         (["machine", "info", "--format", "json"], None),
@@ -184,7 +184,7 @@ def test_6x_passes_init_provider_and_never_all_providers(make_fake: MakeFake) ->
     fake.cli.stop("gpu", "applehv")
     fake.cli.start("gpu", "applehv")
     assert [m.provider for m in fake.cli.list_machines()] == ["applehv"]
-    calls = [(c["argv"], c["provider_env"]) for c in fake.calls()]
+    calls = [(c["argv"], c["provider_env"]) for c in fake.entries()]
     assert calls == [
         (["version", "--format", "json"], None),
         (["machine", "info", "--format", "json"], None),
@@ -207,7 +207,7 @@ def test_before_5_3_each_provider_is_listed_in_turn(make_fake: MakeFake) -> None
         ("a", "applehv"),
         ("k", "libkrun"),
     ]
-    lists = [(c["argv"], c["provider_env"]) for c in fake.calls() if c["argv"][1] == "list"]
+    lists = [(c["argv"], c["provider_env"]) for c in fake.entries() if c["argv"][1] == "list"]
     assert lists == [
         (["machine", "list", "--format", "json"], "applehv"),
         (["machine", "list", "--format", "json"], "libkrun"),
@@ -233,7 +233,7 @@ def test_set_passes_only_given_flags_and_nothing_for_no_change(make_fake: MakeFa
     fake.cli.init("a", "applehv", 2, 2048, 100, False, [])
     fake.cli.set("a", "applehv", disk_gib=150, rootful=True)
     fake.cli.set("a", "applehv")
-    sets = [c["argv"] for c in fake.calls() if c["argv"][1] == "set"]
+    sets = [c["argv"] for c in fake.entries() if c["argv"][1] == "set"]
     assert sets == [["machine", "set", "--disk-size", "150", "--rootful=true", "a"]]
     [machine] = fake.cli.list_machines()
     assert (machine.disk_gib, machine.rootful) == (150, True)
@@ -313,11 +313,12 @@ def test_bad_names_are_refused_before_podman_runs(make_fake: MakeFake, name: str
     fake = make_fake()
     with pytest.raises(PermanentError, match="invalid machine name"):
         fake.cli.start(name, "applehv")
-    assert fake.calls() == []
+    assert fake.entries() == []
 
 
-def test_subprocess_runner_uses_argv_list_and_minimal_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """SubprocessRunner passes a list (no shell), no stdin, and only the allowed environment."""
+def test_subprocess_runner_uses_argv_list_and_callers_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SubprocessRunner passes a list (no shell), no stdin, and the caller's environment
+    (proxies, certificates, locale included) without the variables that redirect podman."""
     seen: dict[str, Any] = {}
 
     def fake_run(argv: object, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -326,7 +327,9 @@ def test_subprocess_runner_uses_argv_list_and_minimal_env(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     base = {"PATH": "/bin", "HOME": "/h", "XDG_CONFIG_HOME": "/c", "DOCKER_HOST": "tcp://x",
-            "CONTAINERS_CONF": "/cc", "SECRET": "s", "TMPDIR": "/t"}  # fmt: skip
+            "CONTAINER_HOST": "unix:///x", "CONTAINER_CONNECTION": "other",
+            "CONTAINERS_CONF": "/cc", "HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "local",
+            "SSL_CERT_FILE": "/ca.pem", "LANG": "C.UTF-8", "TMPDIR": "/t"}  # fmt: skip
     result = SubprocessRunner(base_env=base).run(
         ["podman", "machine", "stop", "a;b"], {"CONTAINERS_MACHINE_PROVIDER": "libkrun"}, 5.0
     )
@@ -336,7 +339,8 @@ def test_subprocess_runner_uses_argv_list_and_minimal_env(monkeypatch: pytest.Mo
     assert seen["kwargs"]["stdin"] is subprocess.DEVNULL
     assert seen["kwargs"]["env"] == {
         "PATH": "/bin", "HOME": "/h", "XDG_CONFIG_HOME": "/c", "CONTAINERS_CONF": "/cc",
-        "TMPDIR": "/t", "CONTAINERS_MACHINE_PROVIDER": "libkrun",
+        "HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "local", "SSL_CERT_FILE": "/ca.pem",
+        "LANG": "C.UTF-8", "TMPDIR": "/t", "CONTAINERS_MACHINE_PROVIDER": "libkrun",
     }  # fmt: skip
 
 

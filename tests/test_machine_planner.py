@@ -15,8 +15,8 @@ from reconciler.manifests.model import Desired
 MAC = ClientInfo((5, 8, 2), "darwin", "arm64", "applehv")
 # The machine as model.py builds it from the manifest: 8GiB -> 8192 MiB, 100GiB -> 100 GiB.
 SPEC: dict[str, Any] = {"provider": "libkrun", "cpus": 4, "memory_mib": 8192, "disk_gib": 100,
-                        "rootful": True, "volumes": ("~/models:/models:ro",), "state": "running"}  # fmt: skip
-RECORD = {"gpu": {"provider": "libkrun", "volumes": ["~/models:/models:ro"]}}
+                        "rootful": True, "volumes": ("/srv/models:/models:ro",), "state": "running"}  # fmt: skip
+RECORD = {"gpu": {"provider": "libkrun", "volumes": ["/srv/models:/models:ro"]}}
 
 
 def desired(workloads: tuple[str, ...] = ("llama",), **fields: Any) -> Desired:
@@ -56,7 +56,7 @@ def test_missing_machine_is_created_with_every_declared_setting() -> None:
     assert action.work == MachineWork(
         "gpu", "libkrun",
         {"cpus": 4, "memory_mib": 8192, "disk_gib": 100, "rootful": True,
-         "volumes": ["~/models:/models:ro"]},
+         "volumes": ["/srv/models:/models:ro"]},
         start_after=True,
     )  # fmt: skip
 

@@ -1,9 +1,11 @@
 """Machines end to end: `podform` with `--podman` pointing at the fake, workloads on real Podman.
 
 The fake podman's machines report the real test socket as their API socket, so a workload
-placed on machine `gpu` really runs. What podform asked of `podman machine` is read from the
-fake's call log (FAKE_PODMAN_LOG); containers are checked with the podman CLI. Podman 5.8 and
-6.x are both driven through every scenario that depends on the version.
+placed on machine `gpu` really runs. The fake is installed as a real binary would be: a
+`podman` in its own folder beside its configuration file (fake-podman.json), so podform's
+environment handling cannot hide its settings. What podform asked of `podman machine` is read
+from the fake's call log; containers are checked with the podman CLI. Podman 5.8 and 6.x are
+both driven through every scenario that depends on the version.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from helpers import (
     ok,
     write_gpu_stack,
 )
-from podman_env import container_ids, container_state
+from podman_env import container_ids, container_state, podman_cli
 
 READS_CLIENT = [["version", "--format", "json"], ["machine", "info", "--format", "json"]]
 
@@ -51,8 +53,11 @@ def test_gpu_stack_applies_converges_and_edits_in_place(
 
     plan = run_podform("plan", "-f", d, *podman)
     ok(plan, 2)
-    assert "+ gpu create (init): machine does not exist: init, then start it" in flat(plan.stdout)
-    assert "planned as create once machine gpu runs" in plan.stdout
+    text = flat(plan.stdout)
+    assert "+ gpu create (init): machine does not exist: init, then start it" in text
+    assert "? llama-img known after machine gpu starts" in text
+    assert f"? {stack_name}-llama-1 known after machine gpu starts" in text
+    assert text.count("known after machine gpu starts") == 2, "each resource shown once"
     assert fake.changing_calls() == [], "plan must not change machines"
 
     ok(run_podform("apply", "-f", d, *podman))
@@ -85,7 +90,7 @@ def test_gpu_stack_applies_converges_and_edits_in_place(
         "interrupts workloads llama" in flat(plan.stdout)
     )
     assert "cpus: 4 → 6" in plan.stdout and 'memory: "8192MiB" → "12288MiB"' in plan.stdout
-    assert "restarts: start it again" in plan.stdout
+    assert f"? {stack_name}-llama-1 known after machine gpu starts" in flat(plan.stdout)
     fake.clear_log()
     ok(run_podform("apply", "-f", edited, *podman))
     assert fake.changing_calls() == [
@@ -221,12 +226,12 @@ def test_preflight_fails_before_any_machine_command(
     done = run_podform("apply", "-f", d, "--podman", str(fake.path))
     ok(done, 1)
     assert message in done.stderr
-    assert all(c in READS_CLIENT for c in fake.argvs()), fake.argvs()
+    assert all(c in READS_CLIENT for c in fake.calls()), fake.calls()
     assert container_ids(stack_name) == {}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_missing_krunkit_is_reported_with_its_install(
+def test_missing_krunkit_is_reported_and_the_machine_still_recorded(
     run_podform: PodformRunner,
     podman_socket: str,
     busybox_image: str,
@@ -234,10 +239,107 @@ def test_missing_krunkit_is_reported_with_its_install(
     tmp_path: Path,
     version: str,
 ) -> None:
-    """libkrun start without krunkit fails, saying how to install it; the workload is skipped."""
+    """libkrun start without krunkit fails, saying how to install it; the workload is skipped;
+    the machine init created is in the inventory, so `delete --machines` removes it."""
     fake = FakePodman(tmp_path / "fake", version, podman_socket, no_krunkit="1")
     d = write_gpu_stack(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
     done = run_podform("apply", "-f", d, "--podman", str(fake.path))
     ok(done, 1)
     assert "brew tap slp/krun && brew install krunkit" in done.stdout + done.stderr
     assert container_ids(stack_name) == {}
+    # init succeeded before the start failed: the machine is podform's, so --machines removes it.
+    fake.clear_log()
+    ok(run_podform("delete", "-f", d, "--machines", "--podman", str(fake.path)))
+    assert fake.changing_calls() == [["machine", "rm", "-f", "gpu"]]
+    assert fake.machines() == {}
+
+
+def image_id(ref: str) -> str:
+    return podman_cli("image", "inspect", "--format", "{{.Id}}", ref).strip()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_machine_found_stopped_is_started_and_nothing_inside_is_redone(
+    run_podform: PodformRunner,
+    podman_socket: str,
+    busybox_image: str,
+    stack_name: str,
+    tmp_path: Path,
+    version: str,
+) -> None:
+    """After a reboot (machine stopped, its container exited) plan shows the insides as known
+    after the start and exits 2; apply only runs `machine start`, keeps the built image and
+    starts the same container; the next apply changes nothing."""
+    fake = FakePodman(tmp_path / "fake", version, podman_socket)
+    podman = ("--podman", str(fake.path))
+    d = write_gpu_stack(tmp_path / "m", stack_name, *gpu_stack(busybox_image))
+    ok(run_podform("apply", "-f", d, *podman))
+    cname = f"{stack_name}-llama-1"
+    built, first_id = (
+        image_id(f"localhost/{stack_name}-llama-img:latest"),
+        container_ids(stack_name)[cname],
+    )
+
+    fake("machine", "stop", "gpu")  # what a reboot does: the VM and its containers stop
+    podman_cli("stop", "-t", "1", cname)
+    fake.clear_log()
+    plan = run_podform("plan", "-f", d, *podman)
+    ok(plan, 2)
+    text = flat(plan.stdout)
+    assert "~ gpu update (start): machine is stopped, should be running" in text
+    assert "? llama-img known after machine gpu starts" in text
+    assert f"? {cname} known after machine gpu starts" in text
+    marked = run_podform("plan", "-f", d, *podman, "-o", "json")
+    ok(marked, 2)
+    by_name = {a["name"]: a for a in json.loads(marked.stdout)["actions"]}
+    assert by_name["llama-img"]["action"] == "deferred"
+    assert by_name[cname]["known_after"] == {"machine": "gpu"}
+    assert by_name["gpu"]["known_after"] is None
+    assert fake.changing_calls() == []
+
+    done = run_podform("apply", "-f", d, *podman, "-o", "json")
+    ok(done)
+    prompt = ["--update-connection=false"] if version.startswith("6") else []
+    assert fake.changing_calls() == [["machine", "start", "--no-info", *prompt, "gpu"]]
+    applied = {a["name"]: a for a in json.loads(done.stdout)["actions"]}
+    assert applied["llama-img"]["action"] == "unchanged", "a held image is not rebuilt"
+    assert (applied[cname]["action"], applied[cname]["operation"]) == ("update", "start")
+    assert image_id(f"localhost/{stack_name}-llama-img:latest") == built
+    assert container_ids(stack_name)[cname] == first_id, "started, not recreated"
+    assert container_state(cname) == "running"
+
+    fake.clear_log()
+    again = run_podform("apply", "-f", d, *podman, "--detailed-exitcode")
+    ok(again)
+    assert fake.changing_calls() == []
+
+
+def test_machine_init_sees_proxies_and_expanded_home(
+    run_podform: PodformRunner,
+    podman_socket: str,
+    busybox_image: str,
+    stack_name: str,
+    tmp_path: Path,
+) -> None:
+    """`machine init` runs with the caller's proxy and certificate variables but without the
+    ones that redirect podman, and gets `~/models` and `./data` as absolute host paths."""
+    fake = FakePodman(tmp_path / "fake", "5.8.2", podman_socket)
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    volumes = ["~/models:/models:ro", "./data:/data"]
+    d = write_gpu_stack(tmp_path / "m", stack_name, *gpu_stack(busybox_image, volumes=volumes))
+    env = {"HOME": str(home), "HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "localhost",
+           "SSL_CERT_FILE": "/etc/corp-ca.pem", "LANG": "C.UTF-8",
+           "DOCKER_HOST": "tcp://elsewhere:2375", "CONTAINER_CONNECTION": "other"}  # fmt: skip
+    ok(run_podform("apply", "-f", d, "--podman", str(fake.path), env=env))
+    [init] = [e for e in fake.entries() if e["argv"][:2] == ["machine", "init"]]
+    assert init["env"] == {"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "localhost",
+                           "SSL_CERT_FILE": "/etc/corp-ca.pem", "LANG": "C.UTF-8"}  # fmt: skip
+    argv = init["argv"]
+    given = [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"]
+    assert given == [f"{home}/models:/models:ro", f"{tmp_path / 'm' / 'data'}:/data"]
+    assert fake.machines()["gpu"]["volumes"] == given
+    # The inventory records the expanded paths: the next pass sees no volume change.
+    fake.clear_log()
+    ok(run_podform("apply", "-f", d, "--podman", str(fake.path), env=env))
+    assert fake.changing_calls() == []

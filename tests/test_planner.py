@@ -32,7 +32,15 @@ from reconciler.labels import (
     LABEL_SPEC_HASH,
     LABEL_STACK,
 )
-from reconciler.manifests.model import Build, Dependency, Desired, Image, Mount, Network
+from reconciler.manifests.model import (
+    Build,
+    Dependency,
+    Desired,
+    Healthcheck,
+    Image,
+    Mount,
+    Network,
+)
 from reconciler.runtime.orchestrator import load_desired
 
 IMAGE_ID = "sha256:" + "a" * 64
@@ -278,13 +286,17 @@ def test_missing_named_volume_is_created_first() -> None:
 
 def test_depends_on_orders_and_waits_for_health() -> None:
     """dependsOn healthy: the dependent's action depends on the dependency's and waits for health."""
+    db_check = Healthcheck(("true",), interval_s=10.0, timeout_s=2.0, retries=3, start_period_s=0.0)
     d = make_desired(
-        make_workload("db"), make_workload("api", depends_on=(Dependency("db", "healthy"),))
+        make_workload("db", healthcheck=db_check),
+        make_workload("api", depends_on=(Dependency("db", "healthy"),)),
     )
     p = plan(d, observed(), Recorded(), {})
     api = next(a for a in p.actions if a.name == "s-api-1")
     assert "Container/s-db-1" in api.depends_on
     assert api.work is not None and getattr(api.work, "healthy_deps", ()) == ("s-db-1",)
+    # startPeriod 0 + retries 3 x (interval 10 + timeout 2) + a 5 s margin, not a fixed 120 s
+    assert getattr(api.work, "healthy_wait_s", 0) == 41.0
 
 
 def test_plan_render_is_deterministic_golden() -> None:

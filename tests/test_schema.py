@@ -723,3 +723,11 @@ def test_two_hundred_documents_validate_quickly() -> None:
     print(f"validated 200 workloads in {elapsed * 1000:.0f} ms")
     assert issues == []
     assert elapsed < 2.0
+
+
+def test_the_bundle_holds_no_ref_for_editors_to_resolve() -> None:
+    """`podform schema` prints a bundle without any `$ref` or embedded `$id`: editors
+    (yaml-language-server) resolve a relative `$ref` as a file beside it, which is not there."""
+    text = schema.schema_text(None)
+    assert '"$ref"' not in text
+    assert text.count('"$id"') == 1

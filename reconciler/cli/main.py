@@ -100,12 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
             help="allow destroying and re-creating machines",
         )
         p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
+        p.add_argument(
+            "--detailed-exitcode",
+            action="store_true",
+            help="exit 2 when something changed"
+            if name == "apply"
+            else "accepted for CI scripts: plan always exits 2 when changes are pending",
+        )
         if name == "apply":
             p.add_argument("--dry-run", action="store_true", help="plan only, change nothing")
             p.add_argument("--parallel", type=int, default=4, metavar="N")
-            p.add_argument(
-                "--detailed-exitcode", action="store_true", help="exit 2 when something changed"
-            )
     p = sub.add_parser("status", parents=g, help="state, health, GPU probe and drift per resource")
     _files(p)
     p = sub.add_parser("delete", parents=g, help="remove what the manifests declare")
@@ -123,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--prune", action="store_true")
     p.add_argument("--parallel", type=int, default=4, metavar="N")
+    from reconciler.cli.sync import add_parser as add_sync_parser
+
+    add_sync_parser(sub, g)
     p = sub.add_parser("doctor", parents=g, help="check Podman, machines and GPU prerequisites")
     _files(p, required=False)
     p = sub.add_parser("schema", parents=g, help="print the JSON Schema of a kind (or all)")
@@ -223,7 +230,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_import(args)
     from reconciler.cli import log
 
-    verbosity = -1 if args.quiet else args.verbose + (1 if args.command == "watch" else 0)
+    verbosity = -1 if args.quiet else args.verbose + (1 if args.command in ("watch", "sync") else 0)
     log.configure(args.log_format, verbosity)
     if args.command == "validate":
         return _validate(args)
@@ -241,6 +248,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from reconciler.cli.watch import run_watch
 
         return run_watch(args, _settings(args))
+    if args.command == "sync":
+        from reconciler.cli.sync import run_sync
+
+        return run_sync(args, _settings(args))
     if args.command == "doctor":
         from reconciler.cli.doctor import run_doctor
 
@@ -282,9 +293,10 @@ def _plan(args: argparse.Namespace) -> int:
     desired = _load(args)
     rec = Reconciler(_settings(args))
     try:
-        plan, _, problems = rec.plan(desired)
+        result = rec.plan(desired)
     finally:
         rec.close()
+    plan, problems = result.plan, result.problems
     _print_problems(problems)
     if args.output == "json":
         print(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))

@@ -36,7 +36,7 @@ def apply_text(result: PassResult, color: bool = False, what: str = "Apply") -> 
         if (
             action.changes_something
             or o.status is not Status.OK
-            or action.operation is Operation.PROBE
+            or action.operation == Operation.PROBE
         ):
             out.append(
                 f"  {o.status:<11} {action.kind} {action.name}: {o.message} ({o.seconds:.1f}s)\n"

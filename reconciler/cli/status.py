@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.engine.observed import ProbeResult
-from reconciler.engine.plan import ContainerWork, Kind, Verb
+from reconciler.engine.plan import ContainerWork, Kind
 from reconciler.errors import PodformError
 from reconciler.runtime.orchestrator import Reconciler, Settings, load_desired
 from reconciler.runtime.probes import first_failure
@@ -35,9 +35,10 @@ class Row:
 
 
 def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
-    plan, _, problems = rec.plan(desired)
+    result = rec.plan(desired)
+    plan, problems = result.plan, result.problems
     # The snapshot the plan was made from: no second round of list calls.
-    observed = {c.name: c for cs in rec.observed.containers.values() for c in cs}
+    observed = {c.name: c for cs in result.observed.containers.values() for c in cs}
     rows: list[Row] = []
     for a in plan.actions:
         drift = "none" if not a.changes_something else f"{a.verb.value}: {a.reason}"
@@ -46,7 +47,7 @@ def collect(rec: Reconciler, desired: Any) -> tuple[list[Row], list[str]]:
                 Row(
                     a.kind,
                     a.name,
-                    "present" if a.verb is not Verb.CREATE else "missing",
+                    {"create": "missing", "deferred": "unknown"}.get(a.verb.value, "present"),
                     "-",
                     "-",
                     drift,
@@ -86,6 +87,7 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
     rec = Reconciler(settings)
     try:
         rows, notes = collect(rec, desired)
+        revision = rec.inventory(desired).load().revision  # set when `podform sync` applied it
     finally:
         rec.close()
     all_ready = all(r.ready for r in rows)
@@ -97,6 +99,7 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
                     "ready": all_ready,
                     "resources": [r.to_json() for r in rows],
                     "notes": notes,
+                    "revision": revision or None,
                 },
                 indent=2,
             )
@@ -111,5 +114,11 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
             print("  ".join(f"{v:<{widths[i]}}" for i, v in enumerate(row[:4])) + "  " + row[4])
         for n in notes:
             print(f"note: {n}")
+        if revision:
+            print(
+                f"revision {revision.get('sha', '?')} ({revision.get('ref', '?')} of "
+                f"{revision.get('url', '?')}, path {revision.get('path', '.')}), "
+                f"applied {revision.get('time', '?')} by podform sync"
+            )
         print(f"stack {desired.stack.name!r}: " + ("all ready" if all_ready else "NOT ready"))
     return 0 if all_ready else 1

@@ -4,24 +4,27 @@ Pure, like planner.py, which takes these actions as `machine_actions` and makes 
 volumes and containers on a machine depend on that machine's changing action. Podman's
 `inspect` reports no mounts, so a machine's volumes are compared with what the inventory
 recorded when podform created it; a machine podform did not create is adopted as it is.
-Machines are never pruned: only `podform delete --machines` removes them (plan_delete_machines).
+Machines are never pruned: only `podform delete --machines` removes them (plan_delete_all).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from reconciler.engine.observed import ClientInfo, ObservedMachine
+from reconciler.engine.observed import ClientInfo, Observed, ObservedMachine, Recorded
 from reconciler.engine.plan import (
     Action,
     Change,
     Kind,
     MachineWork,
     Operation,
+    Plan,
     PlanOptions,
     Verb,
     machine_action_id,
 )
+from reconciler.engine.planner_delete import plan_delete
 from reconciler.manifests.model import Desired, Machine
 
 DESTROYS = "destroys every image, container and volume inside the machine"
@@ -223,3 +226,17 @@ def plan_delete_machines(
             )
         )
     return actions, warnings
+
+
+def plan_delete_all(
+    desired: Desired, observed: Observed, recorded: Recorded, *, volumes: bool, machines: bool
+) -> Plan:
+    """`podform delete`: planner_delete's plan, then (`--machines`) the machine removals."""
+    plan = plan_delete(desired, observed, recorded, volumes=volumes)
+    if not machines:
+        return plan
+    after = tuple(a.id for a in plan.actions)
+    actions, warnings = plan_delete_machines(desired, observed.machines, recorded.machines, after)
+    return dataclasses.replace(
+        plan, actions=plan.actions + tuple(actions), warnings=plan.warnings + tuple(warnings)
+    )

@@ -117,6 +117,9 @@ class Recorded:
     # by "<connection>:<name>": id, and the keyed HMAC of the value it was created with
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     secret_key: str = ""  # hex key of those HMACs; lives only in the 0600 inventory
+    # What `podform sync` applied last (url without credentials, ref, sha, path, time); empty
+    # after any other apply, whose state did not come from a revision.
+    revision: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ class Verb(StrEnum):
     REPLACE = "replace"
     DELETE = "delete"
     UNCHANGED = "unchanged"
+    # Inside a machine that is not running yet: planned once it runs (engine/phases.py).
+    DEFERRED = "deferred"
 
 
 SYMBOLS = {
@@ -27,6 +29,7 @@ SYMBOLS = {
     Verb.REPLACE: "-/+",
     Verb.DELETE: "-",
     Verb.UNCHANGED: " ",
+    Verb.DEFERRED: "?",
 }
 
 
@@ -66,6 +69,7 @@ _COLORS = {
     Verb.REPLACE: "35",
     Verb.DELETE: "31",
     Verb.UNCHANGED: "2",
+    Verb.DEFERRED: "36",
 }
 
 
@@ -116,6 +120,7 @@ class ContainerWork:
     labels: dict[str, str]  # ownership labels; the spec-hash label is added at create time
     old_id: str = ""  # the container being replaced, started, stopped or deleted
     healthy_deps: tuple[str, ...] = ()  # container names that must report healthy first
+    healthy_wait_s: float = 0.0  # how long their health checks allow (the longest of them)
     probes: tuple[
         tuple[str, tuple[str, ...], str | None, float], ...
     ] = ()  # (mapping, cmd, expect, timeout)
@@ -219,6 +224,7 @@ class Action:
         | None
     ) = None
     warnings: tuple[str, ...] = ()
+    known_after: str = ""  # DEFERRED: the machine whose start comes first
 
     @property
     def changes_something(self) -> bool:
@@ -260,6 +266,11 @@ class Plan:
                 symbol = SYMBOLS[a.verb]
                 where = f" (machine {a.connection})" if a.connection else ""
                 head = f"  {symbol:>3} {a.name:<{width}}  {a.verb.value}"
+                if a.verb is Verb.DEFERRED:
+                    lines.append(
+                        _paint(f"  {symbol:>3} {a.name:<{width}}  {a.reason}", a.verb, color)
+                    )
+                    continue
                 if a.operation is not Operation.NONE and a.operation != a.verb.value:
                     head += f" ({a.operation})"
                 lines.append(_paint(f"{head}: {a.reason}{where}", a.verb, color))
@@ -272,7 +283,8 @@ class Plan:
         c = self.counts()
         lines.append(
             f"Plan for stack {self.stack!r}: {c['create']} to create, {c['update']} to update, "
-            f"{c['replace']} to replace, {c['delete']} to delete, {c['unchanged']} unchanged."
+            f"{c['replace']} to replace, {c['delete']} to delete, {c['unchanged']} unchanged"
+            + (f", {c['deferred']} known after a machine starts." if c["deferred"] else ".")
         )
         return "\n".join(lines) + "\n"
 
@@ -294,6 +306,7 @@ class Plan:
                     "connection": a.connection or None,
                     "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in a.changes],
                     "warnings": list(a.warnings),
+                    "known_after": {"machine": a.known_after} if a.known_after else None,
                 }
                 for a in self.actions
             ],

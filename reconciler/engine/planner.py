@@ -10,6 +10,7 @@ output field by field; the recorded spec only feeds the human-readable "what cha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,18 @@ from reconciler.labels import (
     LABEL_SPEC_HASH,
     LABEL_STACK,
 )
-from reconciler.manifests.model import Desired, Image, Workload
+from reconciler.manifests.model import Desired, Healthcheck, Image, Workload
+
+# `condition: healthy` waits what the dependency's check allows, plus this for the checks' own
+# start-up (exec into the container, Podman's bookkeeping).
+HEALTH_MARGIN_S = 5.0
+
+
+def health_wait_s(hc: Healthcheck | None) -> float:
+    """How long a health check may take to pass: startPeriod + retries x (interval + timeout)."""
+    if hc is None:
+        return HEALTH_MARGIN_S
+    return hc.start_period_s + hc.retries * (hc.interval_s + hc.timeout_s) + HEALTH_MARGIN_S
 
 
 @dataclass
@@ -70,11 +82,21 @@ def plan(
     content_hashes: dict[str, str],
     options: PlanOptions | None = None,
     machine_actions: list[Action] | None = None,
+    *,
+    deferred: Mapping[str, str] | None = None,
+    only: str | None = None,
 ) -> Plan:
-    """Compare desired with observed and say, with a reason each, what apply must do."""
-    return _Planner(desired, observed, recorded, content_hashes, options or PlanOptions()).run(
-        machine_actions or []
-    )
+    """Compare desired with observed and say, with a reason each, what apply must do.
+
+    `deferred` (connection -> machine): connections inside a machine that is not running yet;
+    each resource there is one DEFERRED action, "known after machine NAME starts".
+    `only`: plan the resources of this connection alone (the second phase, once the machine
+    runs; engine/phases.py composes both).
+    """
+    planner = _Planner(desired, observed, recorded, content_hashes, options or PlanOptions())
+    planner.deferred = dict(deferred or {})
+    planner.only = only
+    return planner.run(machine_actions or [])
 
 
 class _Planner:
@@ -98,6 +120,8 @@ class _Planner:
         self.images = _Images()
         self.machine_ids: dict[str, str] = {}
         self.shared = Shared()
+        self.deferred: dict[str, str] = {}
+        self.only: str | None = None
 
     def run(self, machine_actions: list[Action]) -> Plan:
         self.actions.extend(machine_actions)
@@ -138,8 +162,10 @@ class _Planner:
 
     def _image(self, image: Image) -> None:
         conn, key = image.connection, (image.connection, image.ref)
-        found = self._find_image(conn, image.ref)
         aid = image_action_id(conn, image.name)
+        if self._not_now(conn, Kind.IMAGE, aid, image.name):
+            return
+        found = self._find_image(conn, image.ref)
         deps = self._machine_dep(conn)
         labels = stack_labels(self.stack, "Image", image.name) | image.labels
         if image.build is not None:
@@ -195,6 +221,8 @@ class _Planner:
         if key in self.images.ids:
             return
         aid = image_action_id(conn, w.image_ref)
+        if self._not_now(conn, Kind.IMAGE, aid, w.image_ref):
+            return
         found = self._find_image(conn, w.image_ref)
         work = ImageWork(w.image_ref, None, "", {}, "IfNotPresent")
         self._pulled(
@@ -274,6 +302,8 @@ class _Planner:
     # --- volumes ------------------------------------------------------------------------
     def _volume(self, conn: str, name: str, users: list[str]) -> None:
         aid = volume_action_id(conn, name)
+        if self._not_now(conn, Kind.VOLUME, aid, name):
+            return
         found = next((v for v in self.o.volumes.get(conn, []) if v.name == name), None)
         if found is None:
             self._add(
@@ -310,8 +340,9 @@ class _Planner:
 
     def _workload(self, w: Workload) -> None:
         conn = w.connection
-        if conn in self.o.errors:
-            return
+        names = w.container_names(self.stack)
+        if any([self._not_now(conn, Kind.CONTAINER, container_action_id(n), n) for n in names]):
+            return  # (a list, not a generator: every replica gets its DEFERRED action)
         observed = self._containers_on(conn)
         key = (conn, w.image_ref)
         image_id = self.images.ids.get(key)
@@ -323,12 +354,14 @@ class _Planner:
         shared_deps, inputs = self.shared.for_workload(w)
         deps += shared_deps
         healthy: list[str] = []
+        healthy_wait = 0.0
         for dep in w.depends_on:
             other = self.d.workloads[dep.name]
-            names = other.container_names(self.stack)
-            deps += [container_action_id(n) for n in names]
+            others = other.container_names(self.stack)
+            deps += [container_action_id(n) for n in others]
             if dep.condition == "healthy":
-                healthy += names
+                healthy += others
+                healthy_wait = max(healthy_wait, health_wait_s(other.healthcheck))
         probes = tuple(
             (m.name, m.probe.command, m.probe.expect, m.probe.timeout_s)
             for m in (self.d.mappings[n] for n in w.mappings)
@@ -350,7 +383,15 @@ class _Planner:
                 )
                 continue
             work = ContainerWork(
-                cname, n, w, labels, found.id if found else "", tuple(healthy), probes, inputs
+                cname,
+                n,
+                w,
+                labels,
+                found.id if found else "",
+                tuple(healthy),
+                healthy_wait_s=healthy_wait,
+                probes=probes,
+                inputs=inputs,
             )
             self._container(w, cname, found, work, tuple(deps), new_spec, want_hash, image_changing)
 
@@ -424,7 +465,12 @@ class _Planner:
             add(Verb.UNCHANGED, Operation.NONE, "crash-looping: left as is", warnings=(crash,))
             return
         if w.state == "running" and not found.running:
-            add(Verb.UPDATE, Operation.START, f"container is {found.state}, should be running")
+            after = f"; machine {conn} has just started" if self.only else ""
+            add(
+                Verb.UPDATE,
+                Operation.START,
+                f"container is {found.state}, should be running{after}",
+            )
             return
         if w.state == "stopped" and found.running:
             add(Verb.UPDATE, Operation.STOP, "container is running, should be stopped")
@@ -503,10 +549,10 @@ class _Planner:
             leaving = {
                 a.name
                 for a in self.actions
-                if a.kind == "Container" and a.verb in (Verb.DELETE, Verb.REPLACE)
+                if a.kind is Kind.CONTAINER and a.verb in (Verb.DELETE, Verb.REPLACE)
             }
             deleted = {
-                a.name for a in self.actions if a.verb is Verb.DELETE and a.kind == "Container"
+                a.name for a in self.actions if a.verb is Verb.DELETE and a.kind is Kind.CONTAINER
             }
             after = everything_else + tuple(container_action_id(n) for n in sorted(deleted))
             actions, warnings = prune_shared(
@@ -541,6 +587,31 @@ class _Planner:
             )
 
     # --- helpers ------------------------------------------------------------------------
+    def _not_now(self, conn: str, kind: Kind, aid: str, name: str) -> bool:
+        """True when a resource on `conn` is not planned in this pass: it belongs to another
+        phase, its machine is not running yet (one DEFERRED action says so), or its
+        connection could not be observed (a plan warning says why)."""
+        if self.only is not None and conn != self.only:
+            return True
+        machine = self.deferred.get(conn)
+        if machine is not None:
+            if not any(a.id == aid for a in self.actions):
+                reason = f"known after machine {machine} starts"
+                self._add(
+                    Action(
+                        aid,
+                        kind,
+                        name,
+                        Verb.DEFERRED,
+                        Operation.NONE,
+                        reason,
+                        conn,
+                        known_after=machine,
+                    )
+                )
+            return True
+        return conn in self.o.errors
+
     def _machine_dep(self, conn: str) -> tuple[str, ...]:
         return (self.machine_ids[conn],) if conn in self.machine_ids else ()
 

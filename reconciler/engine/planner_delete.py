@@ -1,7 +1,8 @@
 """`podform delete`: the plan that removes what the manifests declare.
 
 Beside the planner: the same observed state and inventory, a different question. Named
-volumes and machines are only touched when asked (`--volumes`, `--machines`).
+volumes are only touched when asked (`--volumes`); machines (`--machines`) are planned by
+machine_planner.plan_delete_all on top of this plan.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from reconciler.labels import LABEL_NAME, LABEL_STACK
 from reconciler.manifests.model import Desired
 
 
-def plan_delete(
-    desired: Desired, observed: Observed, recorded: Recorded, *, volumes: bool, machines: bool
-) -> Plan:
+def plan_delete(desired: Desired, observed: Observed, recorded: Recorded, *, volumes: bool) -> Plan:
     """`podform delete`: remove the declared workloads' containers, the images podform built
-    for declared Images, and, only when asked, named volumes and machines podform created."""
+    for declared Images and, only when asked, named volumes. Machines (`--machines`) are
+    added by machine_planner.plan_delete_all, after all of these."""
     stack = desired.stack.name
     actions: list[Action] = []
     for w in desired.workloads.values():
@@ -99,6 +99,4 @@ def plan_delete(
     )
     actions.extend(shared)
     warnings: tuple[str, ...] = tuple(left)
-    if machines and desired.machines:
-        warnings += ("--machines is handled by the machine layer",)
     return Plan(stack, tuple(actions), warnings)

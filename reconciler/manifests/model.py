@@ -59,9 +59,8 @@ class Machine:
     memory_mib: int | None
     disk_gib: int | None
     rootful: bool | None
-    volumes: tuple[str, ...]
+    volumes: tuple[str, ...]  # "source:target[:options]", source absolute (`~` expanded)
     state: str  # running | stopped
-    labels: dict[str, str] = field(default_factory=dict)
     location: Location | None = None
 
 
@@ -396,8 +395,19 @@ class _Builder:
         env.update(spec.get("env", {}))
         depends = tuple(_dependency(d) for d in spec.get("dependsOn", []))
         for i, dep in enumerate(depends):
-            if dep.name not in self.by_kind.get("Workload", {}):
+            dependency = self.by_kind.get("Workload", {}).get(dep.name)
+            if dependency is None:
                 self.issue(doc, ["spec", "dependsOn", i], f"unknown Workload {dep.name!r}")
+            elif dep.condition == "healthy" and not (dependency.data.get("spec") or {}).get(
+                "healthcheck"
+            ):
+                self.issue(
+                    doc,
+                    ["spec", "dependsOn", i],
+                    f"condition healthy needs a healthcheck on Workload {dep.name!r} (it has "
+                    "none, so it would never report healthy); add one there or use condition "
+                    "started",
+                )
         resources = spec.get("resources") or {}
         hc = spec.get("healthcheck")
         replicas = spec.get("replicas", 1)
@@ -520,11 +530,17 @@ def _machine(doc: Document) -> Machine:
         memory_mib=units.mebibytes(spec["memory"]) if "memory" in spec else None,
         disk_gib=units.gibibytes(spec["diskSize"]) if "diskSize" in spec else None,
         rootful=spec.get("rootful"),
-        volumes=tuple(spec.get("volumes", [])),
+        volumes=tuple(_machine_volume(doc, v) for v in spec.get("volumes", [])),
         state=spec.get("state", "running"),
-        labels=_labels(doc),
         location=doc.locate([]),
     )
+
+
+def _machine_volume(doc: Document, value: str) -> str:
+    """A machine volume as `podman machine init -v` must get it: the host source with `~`
+    expanded and a relative path resolved against the manifest's folder (as Workload binds)."""
+    source, sep, rest = value.partition(":")
+    return str(normalize_host_path(source, doc.base_dir)) + sep + rest
 
 
 def _mapping(doc: Document) -> DeviceMapping:

@@ -138,24 +138,30 @@ def _inline_refs(schemas: dict[str, dict[str, Any]], stem: str) -> dict[str, Any
 def bundle() -> dict[str, Any]:
     """One self-contained schema for any podform document (for editors and `podform schema`).
 
-    A compound document: every file embedded under $defs with its own $id, so the kind schemas'
-    relative `$ref`s resolve inside it; the document's `kind` selects the kind schema.
+    Every `$ref` is inlined (as for validation), so the bundle holds no reference at all:
+    yaml-language-server and VS Code resolve a relative `$ref` as a file beside the bundle and
+    do not look up $ids embedded in it. The document's `kind` selects the kind schema.
     """
     schemas = _schemas()
+
+    def inlined(stem: str) -> dict[str, Any]:
+        return {k: v for k, v in _inline_refs(schemas, stem).items() if k != "$schema"}
+
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{BASE_URI}manifest.json",
         "title": "podform manifest document",
         "description": "Any podform/v1 document; `kind` selects the schema that applies.",
-        "$ref": f"{_COMMON}.json",
         "allOf": [
-            {
-                "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
-                "then": {"$ref": f"{kind.lower()}.json"},
-            }
-            for kind in KINDS
+            inlined(_COMMON),
+            *(
+                {
+                    "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                    "then": inlined(kind.lower()),
+                }
+                for kind in KINDS
+            ),
         ],
-        "$defs": dict(schemas),
     }
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
+from reconciler.engine.drift import short
 from reconciler.engine.hashing import spec_hash, workload_spec
-from reconciler.engine.observed import ProbeResult
+from reconciler.engine.observed import ObservedContainer, ObservedImage, ProbeResult
 from reconciler.engine.plan import (
     Action,
     ContainerWork,
@@ -33,11 +34,12 @@ from reconciler.engine.plan import (
     VolumeWork,
 )
 from reconciler.errors import PermanentError, PodformError, TemporaryError
-from reconciler.labels import LABEL_SPEC_HASH
+from reconciler.labels import LABEL_CONTENT_HASH, LABEL_SPEC_HASH, LABEL_STACK
 from reconciler.manifests.model import Workload
 from reconciler.runtime.backends.podman_api import BuildFailed
 from reconciler.runtime.buildcontext import context_tar
 from reconciler.runtime.probes import first_failure
+from reconciler.runtime.retry import RetryPolicy, retrying
 from reconciler.runtime.secrets import read_value
 
 T = TypeVar("T")
@@ -71,6 +73,8 @@ class Engine(Protocol):
     """The container operations the executor needs (backends.podman_api.PodmanApi has them)."""
 
     def image_id(self, ref: str) -> str | None: ...
+    def list_images(self) -> list[ObservedImage]: ...
+    def list_containers(self, name_prefix: str) -> list[ObservedContainer]: ...
     def build(
         self,
         ref: str,
@@ -139,14 +143,6 @@ class Execution:
     @property
     def changed(self) -> bool:
         return any(o.changed for o in self.outcomes.values())
-
-
-@dataclass
-class RetryPolicy:
-    attempts: int = 6
-    max_delay_s: float = 30.0
-    initial_s: float = 0.2
-    max_wait_s: float = 5.0
 
 
 class Executor:
@@ -221,15 +217,15 @@ class Executor:
 
     # --- dispatch -----------------------------------------------------------------------
     def _execute(self, action: Action) -> Outcome:
-        if action.operation is Operation.NONE:
+        if action.operation == Operation.NONE:
             return self._unchanged(action)
-        if action.kind is Kind.MACHINE:
+        if action.kind == Kind.MACHINE:
             self._retrying(lambda: self.connections.machine(action))
             return Outcome(Status.OK, f"did {action.operation}")
         engine = self.connections.engine(action.connection)
         work = action.work
         self.emit(Event.START, action=action)
-        if action.kind is Kind.IMAGE and isinstance(work, ImageWork):
+        if action.kind == Kind.IMAGE and isinstance(work, ImageWork):
             return self._image(engine, action, work)
         if isinstance(work, VolumeWork):
             self._retrying(lambda: engine.create_volume(work.name, work.labels))
@@ -283,6 +279,15 @@ class Executor:
             self.emit(Event.PROGRESS, action=action, line=text)
 
         if work.build is not None:
+            # Another client (or an earlier, interrupted pass) may have built it since the plan.
+            built = self._retrying(lambda: _image_by_ref(engine, work.ref))
+            if built is not None and built.labels.get(LABEL_CONTENT_HASH) == work.content_hash:
+                return Outcome(
+                    Status.OK,
+                    f"{work.ref} already carries content hash {short(work.content_hash)}: "
+                    "build skipped",
+                    image_id=built.id,
+                )
             build = work.build
             tar = context_tar(build)
             rel = build.containerfile.relative_to(build.context).as_posix()
@@ -295,21 +300,25 @@ class Executor:
             except BuildFailed as exc:
                 return Outcome(Status.FAILED, str(exc))
             return Outcome(Status.OK, f"did build {work.ref}", image_id=image_id)
+        if work.pull_policy != "Always":  # IfNotPresent: look before pulling
+            present = self._retrying(lambda: engine.image_id(work.ref))
+            if present:
+                return Outcome(Status.OK, f"{work.ref} is present: pull skipped", image_id=present)
         image_id = self._retrying(lambda: engine.pull(work.ref, line))
         return Outcome(Status.OK, f"did pull {work.ref}", image_id=image_id)
 
     def _container(self, engine: Engine, action: Action, work: ContainerWork) -> Outcome:
         w = work.workload
-        if action.operation is Operation.STOP:
+        if action.operation == Operation.STOP:
             self._retrying(lambda: engine.stop(work.old_id, w.stop_timeout_s))
             return Outcome(Status.OK, "did stop", container_id=work.old_id)
         self._wait_healthy(engine, work)
-        if action.operation is Operation.START:
+        if action.operation == Operation.START:
             self._retrying(lambda: engine.start(work.old_id))
             return self._probe(
                 engine, work, Outcome(Status.OK, "did start", container_id=work.old_id)
             )
-        if action.operation is Operation.PROBE:
+        if action.operation == Operation.PROBE:
             return self._probe(
                 engine, work, Outcome(Status.OK, "unchanged", container_id=work.old_id)
             )
@@ -322,30 +331,63 @@ class Executor:
         if action.verb is Verb.REPLACE and work.old_id:
             # Fast removal with init: true (the init process forwards SIGTERM at once).
             self._retrying(lambda: engine.remove(work.old_id, 2.0 if w.init else w.stop_timeout_s))
-        cid = self._retrying(lambda: engine.create_container(work.name, w, image_id, labels))
-        outcome = Outcome(Status.OK, f"did {action.operation}", container_id=cid, spec=spec)
+        message = f"did {action.operation}"
+        try:
+            cid = self._retrying(lambda: engine.create_container(work.name, w, image_id, labels))
+        except PermanentError:
+            # The name may have been taken since the plan by the same container (another
+            # podform, a retried create whose answer was lost): the same stack and spec hash
+            # is adopted; anything else is still the error it was.
+            cid = self._same_container(engine, work.name, labels)
+            if not cid:
+                raise
+            message = f"adopted {work.name}: it exists with this stack's labels and spec hash"
+        outcome = Outcome(Status.OK, message, container_id=cid, spec=spec)
         if w.state == "running":
             self._retrying(lambda: engine.start(cid))
             return self._probe(engine, work, outcome, cid)
         return outcome
 
     def _wait_healthy(self, engine: Engine, work: ContainerWork) -> None:
-        """`condition: healthy`: run `podman healthcheck run` on each dependency until it passes."""
+        """`condition: healthy`: run each dependency's health check until it passes, for as
+        long as that check allows (the planner's healthy_wait_s), then fail with its status."""
         for dep in work.healthy_deps:
-            deadline = time.monotonic() + 120
-            status = ""
-            while time.monotonic() < deadline and not self.stop_event.is_set():
-                try:
-                    status = engine.healthcheck(dep)
-                except PermanentError as exc:
-                    status = str(exc)
-                if status == "healthy":
-                    break
-                self.stop_event.wait(1.0)
-            if status != "healthy":
-                raise PermanentError(
-                    f"dependency {dep} did not become healthy (last: {status or 'no answer'})"
-                )
+            self._wait_one_healthy(engine, dep, work.healthy_wait_s)
+
+    def _wait_one_healthy(self, engine: Engine, dep: str, wait_s: float) -> None:
+        last = ""
+
+        def check() -> None:
+            nonlocal last
+            if self.stop_event.is_set():
+                raise PermanentError(f"interrupted while waiting for {dep} to become healthy")
+            try:
+                last = engine.healthcheck(dep)
+            except PermanentError as exc:
+                last = str(exc)
+            if last != "healthy":
+                raise TemporaryError(f"{dep} is {last or 'not answering'}")
+
+        policy = RetryPolicy(attempts=1_000_000, max_delay_s=wait_s, initial_s=0.5, max_wait_s=2.0)
+        try:
+            retrying(check, policy, sleep=self.stop_event.wait)
+        except TemporaryError:
+            raise PermanentError(
+                f"dependency {dep} did not become healthy within {wait_s:g}s, what its health "
+                f"check allows (last: {last or 'no answer'})"
+            ) from None
+
+    def _same_container(self, engine: Engine, name: str, labels: dict[str, str]) -> str:
+        """The id of container `name` when it carries this stack's labels and spec hash."""
+        found = self._retrying(lambda: engine.list_containers(name))
+        for c in found:
+            if (
+                c.name == name
+                and c.labels.get(LABEL_STACK) == labels.get(LABEL_STACK)
+                and c.labels.get(LABEL_SPEC_HASH) == labels.get(LABEL_SPEC_HASH)
+            ):
+                return c.id
+        return ""
 
     def _probe(
         self, engine: Engine, work: ContainerWork, outcome: Outcome, cid: str = ""
@@ -362,22 +404,18 @@ class Executor:
         return outcome
 
     def _retrying(self, call: Callable[[], T]) -> T:
-        """Retry TemporaryError with exponential backoff and jitter, bounded in count and time."""
-        import tenacity
-
-        r = self.retry
-        retryer = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TemporaryError),
-            stop=tenacity.stop_after_attempt(r.attempts) | tenacity.stop_after_delay(r.max_delay_s),
-            wait=tenacity.wait_random_exponential(multiplier=r.initial_s, max=r.max_wait_s),
-            reraise=True,
-            before_sleep=lambda st: self.emit(
-                "retry",
-                attempt=st.attempt_number,
-                error=str(st.outcome.exception() if st.outcome else ""),
+        """The one retry policy (runtime/retry.py), reported as `retry` events."""
+        return retrying(
+            call,
+            self.retry,
+            on_retry=lambda attempt, error: self.emit(
+                Event.RETRY, attempt=attempt, error=str(error or "")
             ),
         )
-        return retryer(call)
+
+
+def _image_by_ref(engine: Engine, ref: str) -> ObservedImage | None:
+    return next((i for i in engine.list_images() if ref in i.refs), None)
 
 
 __all__ = [

@@ -28,6 +28,7 @@ from typing import Any
 from reconciler.engine.hashing import masked_spec
 from reconciler.engine.observed import ProbeResult, Recorded, RecordedContainer
 from reconciler.errors import LockHeld, PodformError
+from reconciler.redact import strip_url_credentials
 
 VERSION = 1
 _POLL_SECONDS = 0.05  # how often a waiting lock() retries: a freed lock is taken quickly
@@ -119,7 +120,15 @@ def _decode(data: object, stack: str) -> Recorded:
         networks=_mappings(data, "networks"),
         secrets=_mappings(data, "secrets"),
         secret_key=secret_key,
+        revision=_revision(data),
     )
+
+
+def _revision(data: dict[str, Any]) -> dict[str, str]:
+    value = data.get("revision", {})
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError("'revision' is not a mapping of strings")
+    return value
 
 
 class Inventory:
@@ -196,6 +205,8 @@ class Inventory:
         ):
             if value:
                 document[key] = value
+        if recorded.revision:
+            document["revision"] = recorded.revision
         payload = (json.dumps(document, sort_keys=True, indent=2) + "\n").encode()
         # A unique name per writer, so concurrent saves never share a temp file.
         tmp = self.directory / f".{self.stack}.json.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -245,7 +256,8 @@ class Inventory:
                     time.sleep(min(_POLL_SECONDS, remaining))
             # The file is never deleted (unlinking flock files races); its content names the holder.
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n{shlex.join(sys.argv)}\n".encode(), 0)
+            command = strip_url_credentials(shlex.join(sys.argv))  # e.g. sync --repo URL
+            os.pwrite(fd, f"{os.getpid()}\n{command}\n".encode(), 0)
             try:
                 yield
             finally:

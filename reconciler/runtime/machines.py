@@ -1,42 +1,31 @@
-"""Machines in the pipeline: observe them, check preflight, plan them, run them, record them.
+"""Machines in the pipeline: list them, run preflight, execute machine actions, find sockets.
 
-Sits beside the executor, under app.py: `Connections` in app.py holds one MachineLayer and
-asks it for a machine's API URL (`unix://` + inspect's PodmanSocket path, re-read after every
-start) and to execute machine actions through MachineCli. The decisions stay in the pure
-machine_planner and preflight modules; this module only wires them to the podman binary.
+Sits beside the executor, under orchestrator.py: `Connections` there holds one MachineLayer
+and asks it for a machine's API URL (`unix://` + inspect's PodmanSocket path, re-read after
+every start) and to execute machine actions through MachineCli. It decides nothing: the
+machine plan and the two phases are made by the pure engine (machine_planner, phases,
+preflight); this module only wires them to the podman binary.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import threading
-import time
 from typing import Any
 
-from reconciler.engine.machine_planner import plan_delete_machines, plan_machines
-from reconciler.engine.observed import ClientInfo, Observed, ObservedMachine, Recorded
-from reconciler.engine.plan import (
-    Action,
-    ContainerWork,
-    MachineWork,
-    Operation,
-    Plan,
-    PlanOptions,
-    Verb,
-)
-from reconciler.engine.planner import plan as make_plan
+from reconciler.engine.observed import ClientInfo, ObservedMachine, Recorded
+from reconciler.engine.plan import Action, MachineWork, Operation
 from reconciler.engine.preflight import needs_client, preflight
 from reconciler.errors import PermanentError, PreflightFailed, TemporaryError
 from reconciler.manifests.model import Desired
 from reconciler.runtime.backends.machine_cli import MachineCli
 from reconciler.runtime.backends.machine_errors import MachineAlreadyRunning
 from reconciler.runtime.backends.machine_runner import Runner, SubprocessRunner
+from reconciler.runtime.retry import RetryPolicy, retrying
 
 # A started machine's API socket can take a moment to appear (gvproxy comes up after the VM).
-SOCKET_WAIT_S = 60.0
-DELETE_PLACEHOLDER = "--machines is handled by the machine layer"
+SOCKET_WAIT = RetryPolicy(attempts=1_000, max_delay_s=60.0, initial_s=0.2, max_wait_s=2.0)
 
 
 class MachineLayer:
@@ -49,7 +38,7 @@ class MachineLayer:
         self._sockets: dict[str, str] = {}
         self._providers: dict[str, str | None] = {}
         self._done: dict[str, set[str]] = {}  # action id -> steps done (retries resume)
-        self.assumed_empty: set[str] = set()  # machine keys planned as empty (not running)
+        self.initialised: set[str] = set()  # machines `init` created (the inventory's truth)
 
     def client(self) -> ClientInfo:
         return self._cli.client_info()
@@ -58,7 +47,6 @@ class MachineLayer:
 
     def observe(self, desired: Desired, recorded: Recorded) -> dict[str, ObservedMachine]:
         """List machines once, only when the stack declares or the inventory records any."""
-        self.assumed_empty = set()
         if not desired.machines and not recorded.machines:
             self.machines = {}
             return {}
@@ -78,29 +66,6 @@ class MachineLayer:
             self._sockets = {n: m.socket_path for n, m in found.items() if m.socket_path}
             self._providers = {n: m.provider for n, m in found.items()}
         return found
-
-    def settle_unobservable(self, observed: Observed, desired: Desired, key: str) -> bool:
-        """A machine connection that cannot be observed now; True when it was settled here.
-
-        A declared machine that is not running yet but will be started is taken as empty, so
-        its images and workloads are planned as created once it starts. One declared stopped
-        (or not declared at all) is reported as not observed.
-        """
-        machine = self.machines.get(key)
-        if machine is not None and machine.state == "running" and machine.socket_path:
-            if os.path.exists(machine.socket_path):
-                return False
-            observed.errors[key] = f"machine {key}: API socket {machine.socket_path} is not up"
-            return True
-        declared = desired.machines.get(key)
-        if declared is not None and declared.state == "running":
-            observed.containers[key], observed.images[key], observed.volumes[key] = [], [], []
-            self.assumed_empty.add(key)
-        elif declared is not None:
-            observed.errors[key] = f"machine {key} is declared stopped"
-        else:
-            observed.errors[key] = f"machine {key} is not running"
-        return True
 
     def url(self, key: str) -> str:
         """`unix://` + the machine's API socket; TemporaryError while it is not up yet."""
@@ -123,7 +88,7 @@ class MachineLayer:
                 self._sockets.pop(name, None)
         return path
 
-    # --- plan -------------------------------------------------------------------------------
+    # --- preflight --------------------------------------------------------------------------
 
     def check(self, desired: Desired) -> ClientInfo | None:
         """Preflight before any machine is listed or changed: PreflightFailed names each fix."""
@@ -132,67 +97,6 @@ class MachineLayer:
         if problems:
             raise PreflightFailed(problems)
         return client
-
-    def plan(
-        self,
-        desired: Desired,
-        observed: Observed,
-        recorded: Recorded,
-        content_hashes: dict[str, str],
-        options: PlanOptions,
-        client: ClientInfo | None,
-    ) -> Plan:
-        """The whole plan: machine actions first, then planner.plan with them."""
-        machine_actions, errors = plan_machines(
-            desired, observed.machines, recorded.machines, client, options
-        )
-        plan = make_plan(
-            desired, observed, recorded, content_hashes, options, machine_actions=machine_actions
-        )
-        restarted = {
-            a.name
-            for a in machine_actions
-            if isinstance(a.work, MachineWork) and a.work.stop_first and a.work.start_after
-        }
-        actions = tuple(self._annotate(a, restarted) for a in plan.actions)
-        return dataclasses.replace(plan, actions=actions, errors=plan.errors + tuple(errors))
-
-    def _annotate(self, action: Action, restarted: set[str]) -> Action:
-        conn = action.connection
-        if conn in self.assumed_empty and action.changes_something:
-            reason = (
-                f"planned as {action.verb.value} once machine {conn} runs "
-                "(not running now, so nothing inside it was observed)"
-            )
-            return dataclasses.replace(action, reason=reason)
-        work = action.work
-        if (
-            conn in restarted
-            and isinstance(work, ContainerWork)
-            and action.verb is Verb.UNCHANGED
-            and work.workload.state == "running"
-        ):
-            # The machine stops and starts again; its containers need starting after it.
-            return dataclasses.replace(
-                action,
-                verb=Verb.UPDATE,
-                operation=Operation.START,
-                reason=f"machine {conn} restarts: start it again",
-            )
-        return action
-
-    def plan_delete(
-        self, plan: Plan, desired: Desired, observed: Observed, recorded: Recorded
-    ) -> Plan:
-        """`delete --machines`: the machine removals, after every other delete."""
-        after = tuple(a.id for a in plan.actions)
-        actions, warnings = plan_delete_machines(
-            desired, observed.machines, recorded.machines, after
-        )
-        kept = tuple(w for w in plan.warnings if w != DELETE_PLACEHOLDER)
-        return dataclasses.replace(
-            plan, actions=plan.actions + tuple(actions), warnings=kept + tuple(warnings)
-        )
 
     # --- execute ----------------------------------------------------------------------------
 
@@ -210,15 +114,15 @@ class MachineLayer:
                 done.add(name)
 
         op, name, provider = action.operation, work.name, work.provider
-        if op == "remove":
+        if op == Operation.REMOVE:
             step("rm", lambda: self._cli.rm(name, provider))
             self._forget(name)
-        elif op in ("init", "replace"):
-            if op == "replace":
+        elif op in (Operation.INIT, Operation.REPLACE):
+            if op == Operation.REPLACE:
                 step("rm", lambda: self._cli.rm(name, s.get("old_provider") or provider))
                 self._forget(name)
             step("init", lambda: self._init(work))
-        elif op == "set":
+        elif op == Operation.SET:
             if work.stop_first:
                 step("stop", lambda: self._stop(name, provider))
             step(
@@ -232,11 +136,11 @@ class MachineLayer:
                     rootful=s.get("rootful"),
                 ),
             )
-        elif op == "stop":
+        elif op == Operation.STOP:
             step("stop", lambda: self._stop(name, provider))
-        elif op != "start":
+        elif op != Operation.START:
             raise PermanentError(f"no way to {op} a machine")
-        if work.start_after or op == "start":
+        if work.start_after or op == Operation.START:
             step("start", lambda: self._start(name, provider))
             step("socket", lambda: self._wait_socket(name))
         self._done.pop(action.id, None)
@@ -252,7 +156,9 @@ class MachineLayer:
             s.get("rootful"),
             s.get("volumes") or [],
         )
-        self._providers[work.name] = work.provider
+        with self._lock:
+            self._providers[work.name] = work.provider
+            self.initialised.add(work.name)
 
     def _start(self, name: str, provider: str | None) -> None:
         # A retried start whose first try got through finds the machine running: fine.
@@ -269,30 +175,17 @@ class MachineLayer:
 
     def _wait_socket(self, name: str) -> None:
         """Re-read the socket after a start (it may move) and wait until it exists."""
-        deadline = time.monotonic() + SOCKET_WAIT_S
-        delay = 0.2
-        while True:
-            path = self._refresh_socket(name)
-            if path and os.path.exists(path):
-                return
-            if time.monotonic() + delay > deadline:
-                raise TemporaryError(
-                    f"machine {name} started, but its API socket {path or '(unknown)'} did not "
-                    f"appear within {SOCKET_WAIT_S:g}s"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+        last = [""]
 
+        def socket_up() -> None:
+            last[0] = self._refresh_socket(name)
+            if not (last[0] and os.path.exists(last[0])):
+                raise TemporaryError(f"machine {name}: API socket is not up yet")
 
-def record_machine(machines: dict[str, dict[str, object]], action: Action) -> None:
-    """After a successful machine action: remember what podform created (and its volumes,
-    which Podman cannot report), so `delete --machines` removes only those."""
-    work = action.work
-    if not isinstance(work, MachineWork):
-        return
-    if action.verb in (Verb.CREATE, Verb.REPLACE):
-        machines[action.name] = {
-            "provider": work.provider or "",
-            "volumes": list(work.settings.get("volumes") or []),
-            "created_by": "podform",
-        }
+        try:
+            retrying(socket_up, SOCKET_WAIT)
+        except TemporaryError:
+            raise TemporaryError(
+                f"machine {name} started, but its API socket {last[0] or '(unknown)'} did not "
+                f"appear within {SOCKET_WAIT.max_delay_s:g}s"
+            ) from None

@@ -1,7 +1,9 @@
-"""load -> validate -> model -> observe -> plan -> execute -> record, for one pass.
+"""load -> validate -> model -> observe -> plan -> execute (per machine phase) -> record.
 
 The composition of the pipeline, shared by the CLI commands and watch mode. It holds no
-decisions of its own (the planner has them) and prints nothing (the CLI does).
+decisions of its own (the engine has them: planners, phases, inventory rules) and prints
+nothing (the CLI does). Besides the pass it keeps the connection pool and the cache of
+schema verdicts.
 """
 
 from __future__ import annotations
@@ -9,31 +11,33 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from reconciler.engine.hashing import masked_spec
-from reconciler.engine.observed import Observed, ProbeResult, Recorded, RecordedContainer
-from reconciler.engine.plan import (
-    Action,
-    ContainerWork,
-    ImageWork,
-    NetworkWork,
-    Plan,
-    PlanOptions,
-    SecretWork,
-    Verb,
+from reconciler.engine.inventory_rules import Applied, record
+from reconciler.engine.machine_planner import plan_delete_all
+from reconciler.engine.observed import Observed, Recorded
+from reconciler.engine.phases import (
+    Phases,
+    connection_keys,
+    deferred_ids,
+    merge_after_start,
+    plan_after_start,
+    plan_first,
+    plan_machines_first,
+    runnable,
+    split_phases,
 )
-from reconciler.engine.planner_delete import plan_delete
+from reconciler.engine.plan import Action, Kind, Plan, PlanOptions, machine_action_id
 from reconciler.errors import InvalidInput, Issue, PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Desired, build_desired
-from reconciler.runtime.executor import Execution, Executor, Outcome
+from reconciler.runtime.executor import Execution, Executor, Outcome, Status
 from reconciler.runtime.inventory import Inventory, state_dir
-from reconciler.runtime.machines import MachineLayer, record_machine
+from reconciler.runtime.machines import MachineLayer
+from reconciler.runtime.retry import RetryPolicy, retrying
 
 EventSink = Callable[..., None]
 
@@ -151,26 +155,25 @@ class Connections:
             e.close()
 
 
-def observe(desired: Desired, recorded: Recorded, connections: Connections) -> Observed:
-    """One snapshot: per connection in use, one list call each for containers, images, volumes.
+def observe(
+    desired: Desired, recorded: Recorded, keys: Sequence[str], connections: Connections
+) -> Observed:
+    """One snapshot of the given connections: one list call each for containers, images and
+    volumes (the three go out together; they are independent reads).
 
     No separate ping (Podman's /version alone costs more than the three lists): the first
-    list call doubles as the reachability check.
+    list call doubles as the reachability check. A machine connection that cannot be reached
+    is reported in `errors`; the default connection's failure is the pass's failure.
     """
-    keys = {""} | {w.connection for w in desired.workloads.values()}
-    keys |= {i.connection for i in desired.images.values()}
-    keys |= {c.connection for c in recorded.containers.values()}
     observed = Observed()
-    observed.machines = connections.machines.observe(desired, recorded)
-    for key in sorted(keys):
-        if key and connections.machines.settle_unobservable(observed, desired, key):
+    for key in keys:
+        try:
+            engine = connections.engine(key)
+        except TemporaryError as exc:  # a machine whose socket is not up
+            observed.errors[key] = str(exc)
             continue
-        engine = connections.engine(key)
         containers_of_stack = functools.partial(engine.list_containers, f"{desired.stack.name}-")
         try:
-            # The three lists go out together (they are independent reads), each with retries:
-            # Podman 4.x answers 500 to an image list racing another client's removal
-            # ("locating item named manifest ..."), which is transient.
             shared = _shared_lists(desired, recorded, engine, key)
             with ThreadPoolExecutor(max_workers=3 + len(shared)) as pool:
                 lists = [
@@ -211,27 +214,39 @@ def _shared_lists(
     return calls
 
 
-def _first_call(call: Callable[[], Any], budget_s: float = 5.0) -> Any:
-    """A socket that is just coming up gets a few seconds; then one clear error."""
-    deadline = time.monotonic() + budget_s
-    delay = 0.1
-    while True:
-        try:
-            return call()
-        except TemporaryError as exc:
-            if time.monotonic() + delay > deadline:
-                raise PodmanUnreachable(
-                    f"{exc}. Is the Podman service running? Start it with `podman system service` "
-                    "or point podform at it with --url / CONTAINER_HOST."
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+# A socket that is just coming up gets a few seconds; then one clear error. The same policy
+# covers Podman 4.x's transient 500 on an image list racing another client's removal
+# ("locating item named manifest ...").
+FIRST_CALL = RetryPolicy(attempts=20, max_delay_s=5.0, initial_s=0.1, max_wait_s=1.0)
+
+
+def _first_call(call: Callable[[], Any], policy: RetryPolicy = FIRST_CALL) -> Any:
+    try:
+        return retrying(call, policy)
+    except TemporaryError as exc:
+        raise PodmanUnreachable(
+            f"{exc}. Is the Podman service running? Start it with `podman system service` "
+            "or point podform at it with --url / CONTAINER_HOST."
+        ) from None
 
 
 def content_hashes(desired: Desired) -> dict[str, str]:
     from reconciler.runtime.buildcontext import content_hash
 
     return {i.name: content_hash(i.build) for i in desired.images.values() if i.build is not None}
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """What plan() found and decided: the plan and everything it was made from."""
+
+    plan: Plan
+    recorded: Recorded
+    observed: Observed  # the snapshot the plan was made from (status reads it)
+    phases: Phases
+    content_hashes: dict[str, str]
+    options: PlanOptions  # the settings' options plus this pass's secret digests
+    problems: list[str]  # inventory warnings and the like
 
 
 @dataclass
@@ -249,7 +264,12 @@ class PassResult:
 
 
 class Reconciler:
-    """One stack's passes. Holds connections across passes (watch mode reuses them)."""
+    """One stack's passes. Holds connections across passes (watch mode reuses them).
+
+    Each pass composes observe -> plan -> execute per phase: machines and whatever can be
+    observed now first, then, for every machine that had to start, its insides observed and
+    planned against what is really there (engine/phases.py decides; this class only runs it).
+    """
 
     def __init__(
         self,
@@ -261,25 +281,39 @@ class Reconciler:
         self.emit = on_event or (lambda *a, **k: None)
         self.stop_event = stop_event or threading.Event()
         self.connections = Connections(settings)
-        self.observed = Observed()  # the snapshot of the last plan()
 
     def inventory(self, desired: Desired) -> Inventory:
         return Inventory(state_dir(self.settings.state_dir), desired.stack.name)
 
-    def plan(self, desired: Desired) -> tuple[Plan, Recorded, list[str]]:
+    def plan(self, desired: Desired) -> PlanResult:
+        """Observe and make the first plan (what `plan` prints); changes nothing."""
         inv = self.inventory(desired)
         recorded = inv.load()
         problems = []
         if inv.exists() and not recorded.valid:
             problems.append(f"inventory {inv.path}: {inv.problem}")
-        client = self.connections.machines.check(desired)  # preflight, before any change
+        machines = self.connections.machines
+        client = machines.check(desired)  # preflight, before any change
         options = self._with_secret_digests(desired, recorded)
-        observed = observe(desired, recorded, self.connections)
-        plan = self.connections.machines.plan(
-            desired, observed, recorded, content_hashes(desired), options, client
+        found = machines.observe(desired, recorded)
+        keys = connection_keys(desired, recorded)
+        machine_actions, machine_errors, phases = plan_machines_first(
+            desired, found, recorded, client, options, keys
         )
-        self.observed = observed  # status reads the same snapshot
-        return plan, recorded, problems
+        observed = observe(desired, recorded, phases.now, self.connections)
+        observed.machines = found
+        hashes = content_hashes(desired)
+        plan = plan_first(
+            desired,
+            observed,
+            recorded,
+            hashes,
+            options,
+            machine_actions,
+            machine_errors,
+            phases,
+        )
+        return PlanResult(plan, recorded, observed, phases, hashes, options, problems)
 
     def _with_secret_digests(self, desired: Desired, recorded: Recorded) -> PlanOptions:
         """The plan options with each declared Secret's keyed HMAC (a key is made, and kept
@@ -293,31 +327,110 @@ class Reconciler:
         digests = secret_digests(desired, recorded.secret_key)
         return dataclasses.replace(self.settings.plan, secret_digests=digests)
 
-    def apply(self, desired: Desired, dry_run: bool = False) -> PassResult:
+    def apply(
+        self, desired: Desired, dry_run: bool = False, revision: dict[str, str] | None = None
+    ) -> PassResult:
+        """One pass. REVISION (from sync) is recorded when the pass succeeds; a failed pass
+        keeps the previous one; an apply without a revision clears it."""
         inv = self.inventory(desired)
         with inv.lock(self.settings.lock_timeout):
-            plan, recorded, problems = self.plan(desired)
-            result = PassResult(desired, plan, problems=problems)
-            if dry_run or plan.errors:
+            first = self.plan(desired)
+            result = PassResult(desired, first.plan, problems=first.problems)
+            if dry_run or first.plan.errors:
                 return result
-            execution = self._execute(plan)
-            result.execution = execution
-            after = record(recorded, plan, execution)
+            execution = self._execute(runnable(first.plan))
+            plan, restarted = self._after_machines_start(desired, first, execution)
+            result.plan, result.execution = plan, execution
+            after = record(first.recorded, plan, self._applied(plan, execution), restarted)
+            if revision is not None:
+                after.revision = dict(revision if result.ok else first.recorded.revision)
             # A no-op pass leaves the inventory as it was: no write, no fsync.
-            if after != recorded or not recorded.valid:
+            if after != first.recorded or not first.recorded.valid:
                 inv.save(after)
             return result
+
+    def _after_machines_start(
+        self, desired: Desired, first: PlanResult, execution: Execution
+    ) -> tuple[Plan, set[str]]:
+        """Phase two: each machine that had to start is observed now and what lives inside
+        it planned and executed against what is really there."""
+        plan = first.plan
+        started: set[str] = set()
+        for machine in sorted(set(first.phases.after_start.values())):
+            waiting = deferred_ids(plan, machine)
+            done = execution.outcomes.get(machine_action_id(machine))
+            if self.stop_event.is_set():
+                for aid in waiting:
+                    execution.outcomes[aid] = Outcome(
+                        Status.INTERRUPTED, "not started: interrupted"
+                    )
+                execution.interrupted = True
+                continue
+            if done is None or done.status is not Status.OK:
+                for aid in waiting:
+                    execution.outcomes[aid] = Outcome(
+                        Status.SKIPPED, f"skipped: machine {machine} did not start"
+                    )
+                continue
+            started.add(machine)
+            observed = observe(desired, first.recorded, [machine], self.connections)
+            observed.machines = first.observed.machines
+            if machine in observed.errors:
+                for aid in waiting:
+                    execution.outcomes[aid] = Outcome(
+                        Status.FAILED,
+                        f"machine {machine} started, but nothing inside it could be observed: "
+                        f"{observed.errors[machine]}",
+                    )
+                continue
+            inside = plan_after_start(
+                desired,
+                observed,
+                first.recorded,
+                first.content_hashes,
+                first.options,
+                machine,
+            )
+            self.emit("phase", machine=machine, plan=inside)
+            plan = merge_after_start(plan, machine, inside)
+            if inside.errors:
+                continue  # the merged plan carries them: the pass fails, nothing runs inside
+            more = self._execute(inside)
+            execution.outcomes.update(more.outcomes)
+            execution.interrupted = execution.interrupted or more.interrupted
+        return plan, started
+
+    def _applied(self, plan: Plan, execution: Execution) -> dict[str, Applied]:
+        """The executor's outcomes as the inventory rules read them."""
+        initialised = self.connections.machines.initialised
+        out: dict[str, Applied] = {}
+        for action in plan.actions:
+            o = execution.outcomes.get(action.id)
+            if o is None:
+                continue
+            out[action.id] = Applied(
+                done=o.status.succeeded,
+                container_id=o.container_id,
+                image_id=o.image_id,
+                spec=o.spec,
+                probe=o.probe,
+                object_id=o.object_id,
+                created=action.kind is Kind.MACHINE and action.name in initialised,
+            )
+        return out
 
     def delete(self, desired: Desired, volumes: bool, machines: bool) -> PassResult:
         inv = self.inventory(desired)
         with inv.lock(self.settings.lock_timeout):
             recorded = inv.load()
-            observed = observe(desired, recorded, self.connections)
-            plan = plan_delete(desired, observed, recorded, volumes=volumes, machines=machines)
-            if machines:
-                plan = self.connections.machines.plan_delete(plan, desired, observed, recorded)
+            found = self.connections.machines.observe(desired, recorded)
+            phases = split_phases(desired, connection_keys(desired, recorded), found)
+            observed = observe(desired, recorded, phases.now, self.connections)
+            observed.machines = found
+            observed.errors.update(phases.unobservable)
+            plan = plan_delete_all(desired, observed, recorded, volumes=volumes, machines=machines)
             execution = self._execute(plan)
-            inv.save(record(recorded, plan, execution))
+            inv.save(record(recorded, plan, self._applied(plan, execution)))
             return PassResult(desired, plan, execution)
 
     def _execute(self, plan: Plan) -> Execution:
@@ -331,101 +444,6 @@ class Reconciler:
 
     def close(self) -> None:
         self.connections.close()
-
-
-def record(before: Recorded, plan: Plan, execution: Execution) -> Recorded:
-    """The inventory after a pass: what podform created and the spec it applied.
-
-    A container is recorded when it was created now or is a declared replica that is up to
-    date; a deleted one is dropped. A failed replace keeps the old record (the old container
-    may still exist), so the next pass still knows it.
-    """
-    after = Recorded(valid=True, secret_key=before.secret_key)
-    if before.valid:
-        after.containers = dict(before.containers)
-        after.images = dict(before.images)
-        after.volumes = dict(before.volumes)
-        after.machines = dict(before.machines)
-        after.networks = dict(before.networks)
-        after.secrets = dict(before.secrets)
-    for action in plan.actions:
-        outcome: Outcome | None = execution.outcomes.get(action.id)
-        if outcome is None or not outcome.status.succeeded:
-            continue
-        if action.verb is Verb.DELETE:
-            if action.kind == "Container":
-                after.containers.pop(action.name, None)
-            elif action.kind == "Image":
-                after.images.pop(action.name, None)
-            elif action.kind == "Volume":
-                after.volumes.pop(f"{action.connection}:{action.name}", None)
-            elif action.kind == "Machine":
-                after.machines.pop(action.name, None)
-            elif action.kind == "Network":
-                after.networks.pop(f"{action.connection}:{action.name}", None)
-            elif action.kind == "Secret":
-                after.secrets.pop(f"{action.connection}:{action.name}", None)
-            continue
-        if action.kind == "Machine":
-            record_machine(after.machines, action)
-        work = action.work
-        if action.kind == "Container" and isinstance(work, ContainerWork):
-            prev = after.containers.get(action.name)
-            spec = (
-                masked_spec(outcome.spec)
-                if outcome.spec is not None
-                else (prev.spec if prev else {})
-            )
-            probe = outcome.probe or (
-                prev.probe if prev and outcome.spec is None else ProbeResult.NOT_RUN
-            )
-            after.containers[action.name] = RecordedContainer(
-                outcome.container_id or work.old_id,
-                work.workload.name,
-                action.connection,
-                spec,
-                probe,
-                _starts_in_a_row(action, prev),
-            )
-        elif (
-            action.kind == "Image"
-            and isinstance(work, ImageWork)
-            and action.verb is not Verb.UNCHANGED
-        ):
-            after.images[action.name] = {
-                "ref": work.ref,
-                "id": outcome.image_id,
-                "connection": action.connection,
-                "content_hash": work.content_hash,
-            }
-        elif isinstance(work, NetworkWork) and action.verb is not Verb.UNCHANGED:
-            after.networks[f"{action.connection}:{action.name}"] = {
-                "name": action.name,
-                "connection": action.connection,
-            }
-        elif isinstance(work, SecretWork) and action.verb is not Verb.UNCHANGED:
-            after.secrets[f"{action.connection}:{action.name}"] = {
-                "name": action.name,
-                "connection": action.connection,
-                "id": outcome.object_id,
-                "hmac": work.digest,
-            }
-        elif action.kind == "Volume" and action.verb is Verb.CREATE:
-            after.volumes[f"{action.connection}:{action.name}"] = {
-                "name": action.name,
-                "connection": action.connection,
-            }
-    return after
-
-
-def _starts_in_a_row(action: Action, prev: RecordedContainer | None) -> int:
-    """Count podform's starts of a container that keeps stopping; any pass that finds it as
-    declared (or a new container) resets the count. The planner reports a crash loop from it."""
-    if action.operation == "start":
-        return (prev.starts if prev else 0) + 1
-    if action.warnings and prev is not None:  # left alone as crash-looping: keep the count
-        return prev.starts
-    return 0
 
 
 def manifest_paths(paths: Sequence[str]) -> list[Path]:

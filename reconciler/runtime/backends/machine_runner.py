@@ -1,4 +1,4 @@
-"""Running the podman binary: argument lists with a timeout, never a shell, a minimal env.
+"""Running the podman binary: argument lists with a timeout, never a shell, the caller's env.
 
 Backend layer, used by machine_cli. A Runner is the seam the machine tests replace.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,30 +30,21 @@ class Runner(Protocol):
     def run(self, argv: list[str], env: dict[str, str] | None, timeout: float) -> RunResult: ...
 
 
-# What podman on the host needs from the caller's environment; everything else stays out, so a
-# stray DOCKER_HOST or CONTAINER_HOST cannot redirect a machine command.
-_PASS_NAMES = frozenset({"PATH", "HOME", "TMPDIR", "PODMAN_CONNECTIONS_CONF"})
-_PASS_PREFIXES = ("XDG_", "CONTAINERS_")
+# Variables that would point `podman machine` at another Podman. Everything else the caller
+# has (proxies, certificates, locale, SSH agent, XDG and CONTAINERS_* settings) passes: `machine
+# init` downloads the machine image, and behind a corporate proxy it must see the proxy.
+REDIRECTING = frozenset({"CONTAINER_HOST", "CONTAINER_CONNECTION", "DOCKER_HOST"})
 
 
 class SubprocessRunner:
-    """The real Runner: subprocess with an argument list, no stdin, a minimal environment.
+    """The real Runner: subprocess with an argument list, no stdin, the caller's environment
+    without the variables that would redirect podman (REDIRECTING)."""
 
-    `passthrough_prefixes` lets more variables through (tests pass `FAKE_PODMAN_`).
-    """
-
-    def __init__(
-        self, passthrough_prefixes: Sequence[str] = (), base_env: Mapping[str, str] | None = None
-    ) -> None:
-        self._prefixes = _PASS_PREFIXES + tuple(passthrough_prefixes)
+    def __init__(self, base_env: Mapping[str, str] | None = None) -> None:
         self._base_env = os.environ if base_env is None else base_env
 
     def environment(self, extra: dict[str, str] | None) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in self._base_env.items()
-            if k in _PASS_NAMES or k.startswith(self._prefixes)
-        }
+        env = {k: v for k, v in self._base_env.items() if k not in REDIRECTING}
         env.update(extra or {})
         return env
 
