@@ -15,6 +15,7 @@ from reconciler.engine.observed import (
     ObservedContainer,
     ObservedImage,
     ObservedMachine,
+    ObservedNetwork,
     Recorded,
     RecordedContainer,
 )
@@ -28,6 +29,7 @@ from reconciler.engine.phases import (
     runnable,
 )
 from reconciler.engine.plan import Action, Plan, PlanOptions, Verb
+from reconciler.engine.planner_networks import network_hash
 from reconciler.labels import (
     LABEL_CONTENT_HASH,
     LABEL_NAME,
@@ -123,10 +125,11 @@ def test_insides_of_a_machine_that_must_start_are_known_after_it_starts(
     assert actions["s-web-1"].verb is Verb.CREATE
     assert not plan.is_empty() and not plan.errors
     assert sorted(deferred_ids(plan, "gpu")) == [
-        "Container/s-llama-1", "Container/s-llama-2", "Image/gpu:llama-img",
+        "Container/s-llama-1", "Container/s-llama-2", "Image/gpu:llama-img", "Network/gpu:s",
     ]  # fmt: skip
-    assert {a.name for a in runnable(plan).actions} == {"gpu", "s-web-1", "localhost/web:1"}
-    assert "3 known after a machine starts." in plan.render()
+    # "s": the stack network on the default connection, planned now like web
+    assert {a.name for a in runnable(plan).actions} == {"gpu", "s-web-1", "localhost/web:1", "s"}
+    assert "4 known after a machine starts." in plan.render()
 
 
 def test_running_machine_is_planned_now(tmp_path: Path) -> None:
@@ -152,7 +155,8 @@ def test_machine_that_will_not_run_is_not_planned_inside(
     warning says why."""
     plan, phases = first(desired(tmp_path, state), found)
     assert phases == {"gpu": why}
-    assert set(by_name(plan)) == {"gpu", "s-web-1", "localhost/web:1"}
+    assert set(by_name(plan)) == {"gpu", "s-web-1", "localhost/web:1", "s"}
+    assert "Network/gpu:s" not in {a.id for a in plan.actions}
     assert f"could not observe machine gpu: {why}" in plan.warnings
 
 
@@ -168,7 +172,14 @@ def inside(d: Desired, container_state: str) -> Observed:
         for n in (1, 2)
     ]
     image = ObservedImage(IMAGE_ID, (REF,), {LABEL_CONTENT_HASH: HASH, LABEL_STACK: "s"})
-    return Observed(containers={"gpu": containers}, images={"gpu": [image]}, volumes={"gpu": []})
+    net = d.used_networks()[("gpu", "s")]
+    network = ObservedNetwork("s", {LABEL_STACK: "s", LABEL_SPEC_HASH: network_hash(net)})
+    return Observed(
+        containers={"gpu": containers},
+        images={"gpu": [image]},
+        volumes={"gpu": []},
+        networks={"gpu": [network]},
+    )
 
 
 def test_second_phase_starts_what_the_machine_holds_and_rebuilds_nothing(tmp_path: Path) -> None:
@@ -178,8 +189,9 @@ def test_second_phase_starts_what_the_machine_holds_and_rebuilds_nothing(tmp_pat
     plan = plan_after_start(d, inside(d, "exited"), Recorded(), {"llama-img": HASH},
                             PlanOptions(), "gpu")  # fmt: skip
     actions = by_name(plan)
-    assert set(actions) == {"llama-img", "s-llama-1", "s-llama-2"}
+    assert set(actions) == {"llama-img", "s-llama-1", "s-llama-2", "s"}
     assert actions["llama-img"].verb is Verb.UNCHANGED
+    assert actions["s"].verb is Verb.UNCHANGED  # the stack network inside the machine
     for n in (1, 2):
         a = actions[f"s-llama-{n}"]
         assert (a.verb, a.operation) == (Verb.UPDATE, "start")

@@ -157,7 +157,7 @@ def test_delete_removes_recorded_networks_and_secrets_after_the_containers(tmp_p
         secrets=(ObservedSecret("s-tok", "sid"),),
         containers=(c,),
     )
-    p = plan_delete(d, obs, rec, volumes=False, machines=False)
+    p = plan_delete(d, obs, rec, volumes=False)
     assert [(a.kind, a.name) for a in p.actions] == [
         ("Container", "s-web-1"),
         ("Network", "s"),

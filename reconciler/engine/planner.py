@@ -145,6 +145,7 @@ class _Planner:
             self.r,
             self.opt.secret_digests,
             {c: self._machine_dep(c) for c in conns},
+            self._not_now,
         )
         self.actions.extend(self.shared.actions)
         self.errors.extend(self.shared.errors)

@@ -8,6 +8,7 @@ read back from Podman nor be stored anywhere podform writes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.engine.drift import short
@@ -64,23 +65,29 @@ class Shared:
         return tuple(deps), inputs
 
 
+# (connection, kind, action id, name) -> True when that connection is not planned now.
+NotNow = Callable[[str, Kind, str, str], bool]
+
+
 def plan_shared(
     desired: Desired,
     observed: Observed,
     recorded: Recorded,
     digests: dict[str, str],
     machine_deps: dict[str, tuple[str, ...]],
+    not_now: NotNow,
 ) -> Shared:
-    """Networks, then secrets, on every connection that uses them."""
+    """Networks, then secrets, on every connection that uses them. `not_now(conn, kind, id,
+    name)` is the planner's phase gate: true for a connection not planned in this pass."""
     out = Shared()
     stack = desired.stack.name
     for (conn, name), net in sorted(desired.used_networks().items()):
-        if conn in observed.errors:
-            continue
         want = network_hash(net)
         if name != stack:  # a declared Network (the stack network is `<stack>` itself)
             out.inputs[f"network:{net.name}"] = want
         aid = network_action_id(conn, name)
+        if not_now(conn, Kind.NETWORK, aid, name):
+            continue
         labels = stack_labels(stack, "Network", net.name) | net.labels | {LABEL_SPEC_HASH: want}
         work = NetworkWork(name, labels, net.internal, net.dns, net.subnet, net.driver)
         found = next((n for n in observed.networks.get(conn, []) if n.name == name), None)
@@ -144,7 +151,7 @@ def plan_shared(
                     conn,
                 )
             )
-    _plan_secrets(desired, observed, recorded, digests, machine_deps, out)
+    _plan_secrets(desired, observed, recorded, digests, machine_deps, not_now, out)
     return out
 
 
@@ -172,16 +179,17 @@ def _plan_secrets(
     recorded: Recorded,
     digests: dict[str, str],
     machine_deps: dict[str, tuple[str, ...]],
+    not_now: NotNow,
     out: Shared,
 ) -> None:
     stack = desired.stack.name
     for (conn, name), decl in sorted(secret_places(desired).items()):
-        if conn in observed.errors:
-            continue
         secret = desired.secrets[decl]
         digest = digests.get(decl, "")
         out.inputs[f"secret:{decl}"] = digest
         aid = secret_action_id(conn, name)
+        if not_now(conn, Kind.SECRET, aid, name):
+            continue
         source = f"file {secret.file}" if secret.file else f"env {secret.env}"
         work = SecretWork(
             name,
