@@ -35,6 +35,7 @@ import yaml
 
 from reconciler.errors import InvalidInput, Issue, Location
 from reconciler.manifests.yamlcore import CORE, SCALAR_TAGS, ScalarError, resolve_plain, short_tag
+from reconciler.redact import MASK, is_secret_key, register_secret
 
 JsonPath = tuple[str | int, ...]
 
@@ -105,9 +106,22 @@ _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 # Characters YAML 1.2 allows in a stream (c-printable); everything else is refused up front.
 _NON_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
+_SECRET_SCALAR = (
+    f"this value is not a valid YAML scalar as written ({MASK}: a value under a secret-looking"
+    ' key is not shown); quote it, e.g. "..."'
+)
+
 _INVALID: Final = object()  # a value already reported as an issue
 _NO_KEY: Final = object()  # a mapping frame waiting for its next key
 _BAD_KEY: Final = object()  # the key was rejected: its value is walked but not stored
+
+
+def _secret_value_path(path: JsonPath) -> bool:
+    """A scalar whose own key looks secret (`env: {API_KEY: ...}`): its text is a secret value.
+
+    Only the last key counts: `secrets: [{name: hf-token}]` names a secret, it is not one.
+    """
+    return bool(path) and isinstance(path[-1], str) and is_secret_key(path[-1])
 
 
 def _describe(value: object) -> str:
@@ -175,7 +189,10 @@ class _FileWalker:
             if path is not None:
                 self.positions[path] = location
             merge = event.value == "<<" and event.implicit[0]
-            self._attach(self._scalar(event, location), location, merge=merge)
+            secret = path is not None and _secret_value_path(path)
+            if secret:
+                register_secret(event.value)
+            self._attach(self._scalar(event, location, secret), location, merge=merge)
         elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
             frame = self.stack.pop()
             self._attach(frame.value, frame.location)
@@ -208,7 +225,7 @@ class _FileWalker:
         self.stack.append(_Frame({} if is_map else [], path, location))
         return True
 
-    def _scalar(self, event: yaml.ScalarEvent, location: Location) -> Any:
+    def _scalar(self, event: yaml.ScalarEvent, location: Location, secret: bool = False) -> Any:
         if event.tag is None:  # quoted and block scalars are always strings
             convert: Callable[[str], Any] = resolve_plain if event.implicit[0] else str
         elif event.tag in SCALAR_TAGS:
@@ -219,7 +236,9 @@ class _FileWalker:
         try:
             return convert(event.value)
         except ScalarError as exc:
-            self._issue(str(exc), location)
+            # The message quotes the value (and hints derived from it): not under a secret key.
+            message = _SECRET_SCALAR if secret else str(exc)
+            self._issue(message, location)
             return _INVALID
 
     def _child_path(self) -> JsonPath | None:
