@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import InvalidInput, PodformError
+from reconciler.manifests.loader import MAX_BYTES, read_regular_file
 from reconciler.manifests.model import Desired
 from reconciler.manifests.units import format_seconds, seconds
 from reconciler.runtime.orchestrator import Reconciler, Settings, load_desired, manifest_paths
@@ -68,8 +69,8 @@ def _blank(data: bytes) -> bool:
 
 
 def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
+    try:  # never blocks: a FIFO or device named *.yaml is an error, not a hang
+        return read_regular_file(path, MAX_BYTES + 1)
     except OSError:
         return None
 

@@ -22,9 +22,11 @@ collected, then raised together as InvalidInput):
 from __future__ import annotations
 
 import codecs
+import errno
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -342,6 +344,67 @@ def _load_bytes(data: bytes, file: str, base_dir: Path, issues: list[Issue]) -> 
     return [] if text is None else _FileWalker(file, base_dir, issues).walk(text)
 
 
+# --- Reading files -------------------------------------------------------------------------------
+
+_FILE_TYPES = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _FILE_TYPES if test(mode)), "not a regular file")
+
+
+def read_regular_file(path: Path | str, limit: int) -> bytes:
+    """At most `limit` bytes of the regular file at `path` (symlinks followed).
+
+    Anything else raises OSError with a message for the user, and never blocks: a FIFO, socket
+    or device is refused by its type before it is read (and opened non-blocking, so one swapped
+    in between is refused too), a symlink loop fails with ELOOP. Manifests and env files are
+    read through here.
+    """
+    st = os.stat(path)  # follows symlinks; a loop raises ELOOP here
+    what = _not_regular(st.st_mode)
+    if what is not None:
+        raise OSError(errno.EINVAL, f"is {what}, not a regular file", str(path))
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        what = _not_regular(os.fstat(fd).st_mode)
+        if what is not None:
+            raise OSError(errno.EINVAL, f"is {what}, not a regular file", str(path))
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        left = limit
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _read_problem(display: str, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"{display}: cannot read: symbolic link loop"
+    return f"{display}: cannot read: {exc.strerror or exc}"
+
+
+def _identity(path: Path) -> object:
+    """What makes two spellings the same file; a path that cannot be stat'ed is its own."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.abspath(path)
+    return (st.st_dev, st.st_ino)
+
+
 # --- Finding files -------------------------------------------------------------------------------
 
 
@@ -370,7 +433,7 @@ def _walk(root: Path, issues: list[Issue]) -> list[Path]:
 
 def _sources(paths: Sequence[str], issues: list[Issue]) -> list[tuple[str, Path | None]]:
     """(display name, file) for every file to read, in order; the file is None for stdin."""
-    seen: set[Path] = set()
+    seen: set[object] = set()
     sources: list[tuple[str, Path | None]] = []
     for given in paths:
         if given == STDIN:
@@ -379,13 +442,13 @@ def _sources(paths: Sequence[str], issues: list[Issue]) -> list[tuple[str, Path 
         root = Path(given)
         if root.is_dir():
             files = [(os.path.join(given, *rel.parts), root / rel) for rel in _walk(root, issues)]
-        elif root.exists():  # named explicitly: read whatever its extension
-            files = [(given, root)]
+        elif root.exists() or root.is_symlink():  # named explicitly: read whatever its extension
+            files = [(given, root)]  # a dangling link or a loop is reported when it is read
         else:
             issues.append(Issue(f"{given}: no such file or directory"))
             continue
         for display, path in files:
-            identity = path.resolve()
+            identity = _identity(path)
             if identity not in seen:  # `-f a.yaml -f .` must not declare everything twice
                 seen.add(identity)
                 sources.append((display, path))
@@ -407,12 +470,11 @@ def load_manifests(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[
             base_dir = Path.cwd()
         else:
             try:
-                with path.open("rb") as handle:
-                    data = handle.read(MAX_BYTES + 1)
+                data = read_regular_file(path, MAX_BYTES + 1)
             except OSError as exc:
-                issues.append(Issue(f"{display}: cannot read: {exc.strerror}"))
+                issues.append(Issue(_read_problem(display, exc)))
                 continue
-            base_dir = path.absolute().parent.resolve()
+            base_dir = Path(os.path.realpath(path.absolute().parent))
         documents.extend(_load_bytes(data, display, base_dir, issues))
     if issues:
         raise InvalidInput(issues)
