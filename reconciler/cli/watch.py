@@ -363,6 +363,20 @@ class Watcher:
             trigger = self.next_trigger(time.monotonic() + self.run_pass(trigger))
 
 
+MIN_INTERVAL_S = 1.0  # 0s would reconcile in a busy loop
+MAX_INTERVAL_S = 7 * 24 * 3600.0  # a week; longer is "never", and overflows date arithmetic
+MAX_DEBOUNCE_S = 3600.0
+
+
+def _check_range(flag: str, raw: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{flag} {raw} is out of range: use {_hours(low)} to {_hours(high)}")
+
+
+def _hours(value: float) -> str:
+    return f"{value / 3600:g}h" if value >= 3600 else format_seconds(value)
+
+
 def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     """`podform watch`: pass now, on file change and every interval, until SIGINT/SIGTERM."""
     from reconciler.cli import log as logging_setup
@@ -374,6 +388,8 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
         if "-" in args.files:
             raise ValueError("stdin cannot be watched; name files or directories with -f")
         interval_s, debounce_s = seconds(args.interval), seconds(args.debounce)
+        _check_range("--interval", args.interval, interval_s, MIN_INTERVAL_S, MAX_INTERVAL_S)
+        _check_range("--debounce", args.debounce, debounce_s, 0.0, MAX_DEBOUNCE_S)
     except ValueError as exc:
         log.error("cannot watch", error=str(exc))
         return 1

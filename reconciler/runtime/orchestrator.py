@@ -6,6 +6,7 @@ decisions of its own (the planner has them) and prints nothing (the CLI does).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from reconciler.engine.adoption import adopt
 from reconciler.engine.hashing import masked_spec
 from reconciler.engine.observed import Observed, Recorded, RecordedContainer
 from reconciler.engine.plan import Action, ContainerWork, ImageWork, Plan, PlanOptions, Verb
@@ -63,7 +65,10 @@ def load_desired(
     return build_desired(docs)
 
 
-_VALIDATED_FILE = "validated.json"
+# Stack names match [a-z0-9]...: a leading "_" keeps podform's own state files apart from every
+# `<stack>.json` inventory (a stack named "validated" once shared this file and lost its inventory).
+_VALIDATED_FILE = "_validated.json"
+_LEGACY_VALIDATED_FILE = "validated.json"
 _VALIDATED_KEEP = 16
 
 
@@ -94,14 +99,29 @@ def _remember_validated(cache_dir: Path, key: str) -> None:
     import tempfile
 
     keys = [key, *(k for k in _read_validated(cache_dir) if k != key)][:_VALIDATED_KEEP]
+    tmp = ""
     try:
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".validated-")
         with os.fdopen(fd, "w") as f:
             json.dump(keys, f)
         os.replace(tmp, cache_dir / _VALIDATED_FILE)
+        tmp = ""
+        _drop_legacy_cache(cache_dir)
     except OSError:
-        pass
+        if tmp:  # a full disk must not leave temporary files behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _drop_legacy_cache(cache_dir: Path) -> None:
+    """Remove the old cache file `validated.json` (a JSON list), never a stack's inventory."""
+    import json
+
+    legacy = cache_dir / _LEGACY_VALIDATED_FILE
+    with contextlib.suppress(OSError, ValueError):
+        if isinstance(json.loads(legacy.read_text()), list):
+            legacy.unlink()
 
 
 class Connections:
@@ -240,6 +260,7 @@ class Reconciler:
             problems.append(f"inventory {inv.path}: {inv.problem}")
         client = self.connections.machines.check(desired)  # preflight, before any change
         observed = observe(desired, recorded, self.connections)
+        recorded = adopt(recorded, observed, desired.stack.name)  # what a killed pass left
         plan = self.connections.machines.plan(
             desired, observed, recorded, content_hashes(desired), self.settings.plan, client
         )
