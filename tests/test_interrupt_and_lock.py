@@ -144,9 +144,10 @@ def test_sigint_with_parallel_1_stops_the_queue_of_replacements(
     from test_apply_podman import workload, write_stack
 
     def stack(version: str) -> Path:
-        # PID 1 sleep ignores SIGTERM: each replacement waits the 2 s stop timeout.
+        # PID 1 sleep ignores SIGTERM: each replacement waits the 3 s stop timeout, so the
+        # queue takes over 36 s when it runs on after SIGINT.
         ws = [
-            workload(f"w{n}", busybox_image, env={"V": version}, init=False, stopTimeout="2s")
+            workload(f"w{n}", busybox_image, env={"V": version}, init=False, stopTimeout="3s")
             for n in range(12)
         ]
         return write_stack(tmp_path / "m", stack_name, *ws)
@@ -169,7 +170,7 @@ def test_sigint_with_parallel_1_stops_the_queue_of_replacements(
     out, err = proc.communicate(timeout=60)
     elapsed = time.monotonic() - sent
     assert proc.returncode == 130, (out, err)
-    assert elapsed < 5, f"exit took {elapsed:.1f}s after SIGINT"
+    assert elapsed < 15, f"exit took {elapsed:.1f}s after SIGINT"  # one replacement, loaded host
     after = container_ids(stack_name)
     replaced = [n for n in before if after.get(n) != before[n]]
     assert len(replaced) <= 2, replaced  # the running one (and at most one finishing its stop)
