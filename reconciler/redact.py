@@ -68,7 +68,7 @@ MAX_REGISTERED = 10_000  # a long-running watch sees changing values; keep the s
 
 _ESCAPED = re.compile(r"[\x00-\x1f\x7f-\x9f\"'\\]")
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a signal handler may print while scrub() holds it
 _values: dict[str, None] = {}  # insertion-ordered set
 _pattern: re.Pattern[str] | None = None
 
