@@ -141,10 +141,23 @@ def cleanup_stack(stack: str) -> None:
         (["volume", "ls", "-q", "--filter", label], ["volume", "rm", "--force", "-t", "0"]),
         (["network", "ls", "-q", "--filter", label], ["network", "rm", "--force", "-t", "0"]),
     ]
+    failures: list[str] = []
     for list_args, remove_args in listings:
-        found = sorted(set(podman_cli(*list_args).split()))
-        if found:
-            podman_cli(*remove_args, *found)
+        # One failing step (Podman 4.3's image list races other clients' removals) must not
+        # leave the networks and secrets after it behind.
+        try:
+            found = sorted(set(podman_cli(*list_args).split()))
+            if found:
+                podman_cli(*remove_args, *found)
+        except PodmanCommandError as exc:
+            failures.append(str(exc))
+    # Podman 4.3 keeps no labels on secrets: podform names them `<stack>-<name>`.
+    secrets = podman_cli("secret", "ls", "--format", "{{.Name}}").split()
+    mine = sorted(s for s in secrets if s.startswith(f"{stack}-"))
+    if mine:
+        podman_cli("secret", "rm", *mine)
+    if failures:
+        raise PodmanCommandError("; ".join(failures))
 
 
 def _ping(sock: Path, timeout: float) -> bool:

@@ -15,7 +15,7 @@ EXAMPLES = sorted(p.parent for p in MANIFESTS.rglob("*.yaml") if p.name == "stac
 def test_the_examples_are_found() -> None:
     """The GPU examples are among the stacks checked (an empty glob must not pass silently)."""
     names = {p.name for p in EXAMPLES}
-    assert {"llama-vulkan", "linux-nvidia"} <= names
+    assert {"llama-vulkan", "linux-nvidia", "open-webui"} <= names
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
@@ -40,3 +40,21 @@ def test_llama_vulkan_uses_the_gpu_the_right_way() -> None:
         MANIFESTS / "examples" / "llama-vulkan" / "llama" / "Containerfile"
     ).read_text()
     assert "-DGGML_VULKAN=ON" in containerfile and "mesa-libkrun-vulkan" in containerfile
+
+
+def test_open_webui_finds_the_model_server_by_name_on_the_stack_network() -> None:
+    """Both workloads join the stack network `chat` with their names as aliases; the UI's
+    API URL uses the server's workload name; the token comes from a declared Secret."""
+    d = load_desired([str(MANIFESTS / "examples" / "open-webui")])
+    server, ui = d.workloads["llama-server"], d.workloads["open-webui"]
+    assert [(a.network, a.aliases) for a in server.networks] == [("chat", ("llama-server",))]
+    assert [a.network for a in ui.networks] == ["chat"]
+    assert ui.env["OPENAI_API_BASE_URL"].startswith("http://llama-server:8080")
+    assert [(s.podman_name, s.declared) for s in ui.secrets] == [("chat-webui-secret", True)]
+
+
+def test_linux_nvidia_disables_the_selinux_label_for_the_gpu() -> None:
+    """SELinux hosts need label=disable for NVML and :z on the models bind."""
+    w = load_desired([str(MANIFESTS / "examples" / "linux-nvidia")]).workloads["llama-server"]
+    assert "label=disable" in w.options.security_opt
+    assert "z" in w.volumes[0].options

@@ -92,6 +92,19 @@ class ScriptedEngine:
     def remove_image(self, ident: str) -> None:
         self._note("remove_image", ident)
 
+    def create_network(self, name: str, labels: dict[str, str], *settings: Any) -> None:
+        self._note("network", name)
+
+    def remove_network(self, name: str, force: bool = False) -> None:
+        self._note("remove_network", name)
+
+    def create_secret(self, name: str, value: bytes, labels: dict[str, str]) -> str:
+        self._note("secret", name)
+        return f"id-{name}"
+
+    def remove_secret(self, name: str) -> None:
+        self._note("remove_secret", name)
+
     def build(self, *a: Any, **k: Any) -> str:
         raise AssertionError("no builds in these tests")
 

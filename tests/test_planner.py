@@ -20,13 +20,15 @@ from reconciler.engine.observed import (
     Observed,
     ObservedContainer,
     ObservedImage,
+    ObservedNetwork,
     ObservedVolume,
     Recorded,
     RecordedContainer,
 )
 from reconciler.engine.plan import Plan, PlanOptions, Verb
 from reconciler.engine.planner import plan
-from reconciler.manifests.model import Desired
+from reconciler.engine.planner_networks import network_hash
+from reconciler.manifests.model import Desired, Network
 from reconciler.runtime.orchestrator import load_desired
 
 IMAGE_REF = "localhost/base:latest"
@@ -75,11 +77,18 @@ def running(
     )
 
 
+STACK_NETWORK = ObservedNetwork(
+    "s", {LABEL_STACK: "s", LABEL_SPEC_HASH: network_hash(Network("s", "s"))}
+)
+
+
 def observed(*containers: ObservedContainer, volumes: tuple[str, ...] = ()) -> Observed:
+    """Podman holding these containers and volumes, the image and the stack network `s`."""
     return Observed(
         containers={"": list(containers)},
         images={"": [ObservedImage(IMAGE_ID, (IMAGE_REF,))]},
         volumes={"": [ObservedVolume(v) for v in volumes]},
+        networks={"": [STACK_NETWORK]},
     )
 
 
@@ -274,7 +283,12 @@ def test_image_content_hash_decides_build(tmp_path: Path) -> None:
         "w", "s-web-1", "running", {LABEL_STACK: "s", LABEL_NAME: "web", LABEL_SPEC_HASH: web_hash}
     )
     other = running(d, "other")
-    obs = Observed(containers={"": [web, other]}, images={"": images}, volumes={"": []})
+    obs = Observed(
+        containers={"": [web, other]},
+        images={"": images},
+        volumes={"": []},
+        networks={"": [STACK_NETWORK]},
+    )
     same = plan(d, obs, recorded_for(web, other), {"app": "h1"})
     assert same.is_empty()
     changed = plan(d, obs, recorded_for(web, other), {"app": "h2"})
@@ -317,10 +331,12 @@ def test_plan_render_is_deterministic_golden(tmp_path: Path) -> None:
     assert p.render() == (
         "Images:\n"
         "      localhost/base:latest  unchanged: localhost/base:latest is present\n"
+        "Networks:\n"
+        "      s                      unchanged: up to date (spec 8ae342993fed)\n"
         "Containers:\n"
         "    + s-db-1                 create: container does not exist (created stopped)\n"
         "    ~ s-web-1                update (start): container is exited, should be running\n"
-        "Plan for stack 's': 1 to create, 1 to update, 0 to replace, 0 to delete, 1 unchanged.\n"
+        "Plan for stack 's': 1 to create, 1 to update, 0 to replace, 0 to delete, 2 unchanged.\n"
     )
 
 

@@ -90,7 +90,12 @@ VALID: dict[str, dict[str, Any]] = {
     "DeviceMapping": envelope(
         "DeviceMapping",
         {
-            "devices": ["/dev/dri", "nvidia.com/gpu=all", "/dev/zero:/dev/dri/renderD128:rw"],
+            "devices": [
+                "/dev/dri",
+                "nvidia.com/gpu=all",
+                "/dev/zero:/dev/dri/renderD128:rw",
+                {"path": "/dev/kfd", "optional": True},
+            ],
             "providers": ["libkrun", "native"],
             "env": {"GGML_VK_VISIBLE_DEVICES": "0"},
             "probe": {
@@ -101,6 +106,12 @@ VALID: dict[str, dict[str, Any]] = {
         },
         "apple-gpu",
     ),
+    "Network": envelope(
+        "Network",
+        {"internal": False, "dns": True, "subnet": "10.89.7.0/24", "driver": "bridge"},
+        "backend",
+    ),
+    "Secret": envelope("Secret", {"file": "./secrets/hf-token"}, "hf-token"),
     "Workload": {
         **envelope(
             "Workload",
@@ -111,7 +122,14 @@ VALID: dict[str, dict[str, Any]] = {
                 "args": ["-m", "/models/m.gguf", "-ngl", "32"],
                 "env": {"LLAMA_LOG": "info"},
                 "secrets": [{"name": "hf-token", "env": "HF_TOKEN"}, {"name": "c", "target": "/c"}],
-                "ports": ["8080:8080", "127.0.0.1:9000:9000/tcp", 9100, "53/udp"],
+                "ports": [
+                    "8080:8080",
+                    "127.0.0.1:9000:9000/tcp",
+                    9100,
+                    "53/udp",
+                    "127.0.0.1::81",
+                    "[::1]:80:80",
+                ],
                 "volumes": ["models:/models:ro", "./data:/data", "../x:/x", "/srv:/srv:rw,z"],
                 "devices": ["apple-gpu", "/dev/dri", "nvidia.com/gpu=0"],
                 "resources": {"memory": 8192, "cpus": 0.5},
@@ -130,6 +148,24 @@ VALID: dict[str, dict[str, Any]] = {
                 "network": "bridge",
                 "privileged": False,
                 "capAdd": ["NET_BIND_SERVICE"],
+                "capDrop": ["ALL"],
+                "user": "1000:1000",
+                "groupAdd": ["video", 44],
+                "userns": "keep-id",
+                "securityOpt": ["label=disable", "no-new-privileges"],
+                "shmSize": "8GiB",
+                "ipc": "private",
+                "ulimits": {"nofile": 65536, "memlock": -1, "nproc": "1024:2048"},
+                "pidsLimit": 4096,
+                "readOnly": False,
+                "tmpfs": ["/tmp:size=1g"],
+                "workdir": "/app",
+                "hostname": "api",
+                "extraHosts": ["gateway:host-gateway", "db:10.0.0.2"],
+                "dns": ["192.168.1.1"],
+                "envFile": ["./api.env"],
+                "stopSignal": "SIGINT",
+                "logging": {"driver": "k8s-file", "options": {"max-size": "10m"}},
                 "state": "running",
             },
             "llama",
@@ -587,7 +623,7 @@ def test_an_unknown_kind_is_one_issue_with_a_suggestion() -> None:
     assert issue.location == doc.positions[("kind",)]
     assert issue.message == (
         "unknown kind 'Workloda' (did you mean 'Workload'?); "
-        "valid kinds: Stack, Machine, Image, DeviceMapping, Workload"
+        "valid kinds: Stack, Machine, Image, DeviceMapping, Network, Secret, Workload"
     )
 
 

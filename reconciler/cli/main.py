@@ -124,6 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
     _files(p, required=False)
     p = sub.add_parser("schema", parents=g, help="print the JSON Schema of a kind (or all)")
     p.add_argument("kind", nargs="?", default=None)
+    # render's -o is a destination (SPEC §8); "resolve" leaves the output format as --output.
+    p = sub.add_parser(
+        "render",
+        parents=g,
+        conflict_handler="resolve",
+        help="write the stack for kube, quadlet or compose",
+    )
+    _files(p)
+    p.add_argument("--to", required=True, choices=["kube", "quadlet", "compose"])
+    p.add_argument(
+        "-o", "--out", default="-", metavar="DIR", help="a folder, or - for stdout (default)"
+    )
+    from reconciler.cli.import_compose import add_import_parser
+
+    add_import_parser(sub)
     return parser
 
 
@@ -208,6 +223,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(schema_text(args.kind))
         return EXIT_OK
+    if args.command == "import":
+        from reconciler.cli.import_compose import run_import
+
+        return run_import(args)
     from reconciler.cli import log
 
     verbosity = -1 if args.quiet else args.verbose + (1 if args.command == "watch" else 0)
@@ -232,6 +251,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from reconciler.cli.doctor import run_doctor
 
         return run_doctor(args, _settings(args))
+    if args.command == "render":
+        from reconciler.cli.render import run_render
+
+        return run_render(args, _load(args))
     raise AssertionError(args.command)
 
 
@@ -240,7 +263,7 @@ def _load(args: argparse.Namespace) -> Any:
     from reconciler.runtime.orchestrator import load_desired
 
     # `validate` always runs the schemas; the other commands may reuse a previous verdict.
-    cache = None if args.command == "validate" else state_dir(args.state_dir)
+    cache = None if args.command in ("validate", "render") else state_dir(args.state_dir)
     stdin = sys.stdin.buffer if "-" in args.files else None
     return load_desired(args.files, stdin=stdin, cache_dir=cache)
 

@@ -35,10 +35,18 @@ def sha256_hex(text: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def workload_spec(workload: Workload, image_id: str) -> dict[str, Any]:
-    """Everything that, when changed, needs a new container. Not replicas, state, dependsOn."""
+def workload_spec(
+    workload: Workload, image_id: str, inputs: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Everything that, when changed, needs a new container. Not replicas, state, dependsOn.
+
+    `inputs` are facts from outside the manifest the containers depend on: the keyed HMAC of
+    each declared Secret's value and the config hash of each declared Network they join.
+    Fields added after SPEC_VERSION 1 appear only when set, so a manifest that does not use
+    them keeps its hash (and its containers) across upgrades.
+    """
     hc = workload.healthcheck
-    return {
+    spec = {
         "v": SPEC_VERSION,
         "image": image_id,
         "command": list(workload.command) if workload.command is not None else None,
@@ -67,6 +75,17 @@ def workload_spec(workload: Workload, image_id: str) -> dict[str, Any]:
         "cap_add": list(workload.cap_add),
         "labels": dict(sorted(workload.labels.items())),
     }
+    later: dict[str, Any] = {
+        "options": workload.options.to_spec(),
+        "env_file_keys": list(workload.env_file_keys),
+        "optional_devices": list(workload.optional_devices),
+        "networks": [[a.network, list(a.aliases)] for a in workload.networks],
+        "network_target": workload.network_target,
+        "secret_sources": [[s.name, s.podman_name] for s in workload.secrets if s.declared],
+        "inputs": dict(sorted((inputs or {}).items())),
+    }
+    spec.update({k: v for k, v in later.items() if v})
+    return spec
 
 
 def spec_hash(spec: dict[str, Any]) -> str:
@@ -78,7 +97,13 @@ def masked_spec(spec: dict[str, Any]) -> dict[str, Any]:
     env = spec.get("env")
     if not isinstance(env, dict):
         return spec
-    return {**spec, "env": {k: mask(v) if is_secret_key(str(k)) else v for k, v in env.items()}}
+    from_files = set(spec.get("env_file_keys") or ())
+    return {
+        **spec,
+        "env": {
+            k: mask(v) if is_secret_key(str(k)) or k in from_files else v for k, v in env.items()
+        },
+    }
 
 
 def stack_labels(stack: str, kind: str, name: str) -> dict[str, str]:

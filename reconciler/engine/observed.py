@@ -22,6 +22,7 @@ class ObservedContainer:
     restart_count: int = 0
     health: str = ""  # healthy | unhealthy | starting | "" (no healthcheck)
     exit_code: int = 0
+    networks: tuple[str, ...] = ()  # names of the networks it is attached to
 
     @property
     def running(self) -> bool:
@@ -39,6 +40,18 @@ class ObservedImage:
 class ObservedVolume:
     name: str
     labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObservedNetwork:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObservedSecret:
+    name: str
+    id: str
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,8 @@ class Observed:
     images: dict[str, list[ObservedImage]] = field(default_factory=dict)
     volumes: dict[str, list[ObservedVolume]] = field(default_factory=dict)
     machines: dict[str, ObservedMachine] = field(default_factory=dict)
+    networks: dict[str, list[ObservedNetwork]] = field(default_factory=dict)
+    secrets: dict[str, list[ObservedSecret]] = field(default_factory=dict)
     errors: dict[str, str] = field(
         default_factory=dict
     )  # connection key -> why it was not observed
@@ -97,6 +112,10 @@ class Recorded:
     images: dict[str, dict[str, str]] = field(default_factory=dict)  # by Image name
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)  # by "<connection>:<name>"
     machines: dict[str, dict[str, object]] = field(default_factory=dict)  # by Machine name
+    networks: dict[str, dict[str, str]] = field(default_factory=dict)  # by "<connection>:<name>"
+    # by "<connection>:<name>": id, and the keyed HMAC of the value it was created with
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    secret_key: str = ""  # hex key of those HMACs; lives only in the 0600 inventory
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ SYMBOLS = {
     Verb.DELETE: "-",
     Verb.UNCHANGED: " ",
 }
-KIND_ORDER = ("Machine", "Image", "Volume", "Container")
+KIND_ORDER = ("Machine", "Image", "Volume", "Network", "Secret", "Container")
 
 
 _COLORS = {
@@ -90,12 +90,37 @@ class ContainerWork:
     probes: tuple[
         tuple[str, tuple[str, ...], str | None, float], ...
     ] = ()  # (mapping, cmd, expect, timeout)
+    inputs: dict[str, str] = field(default_factory=dict)  # secret HMACs, network hashes
 
 
 @dataclass(frozen=True)
 class VolumeWork:
     name: str
     labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class NetworkWork:
+    """A network to create (or, on replace, remove first: its settings changed)."""
+
+    name: str
+    labels: dict[str, str]
+    internal: bool
+    dns: bool
+    subnet: str | None
+    driver: str
+
+
+@dataclass(frozen=True)
+class SecretWork:
+    """A Podman secret to create (or replace) from a file or an env var read at apply time.
+    The plan holds where the value comes from and its keyed HMAC, never the value."""
+
+    name: str
+    labels: dict[str, str]
+    file: str | None
+    env: str | None
+    digest: str
 
 
 @dataclass(frozen=True)
@@ -127,6 +152,14 @@ def volume_action_id(connection: str, name: str) -> str:
     return f"Volume/{connection}:{name}"
 
 
+def network_action_id(connection: str, name: str) -> str:
+    return f"Network/{connection}:{name}"
+
+
+def secret_action_id(connection: str, name: str) -> str:
+    return f"Secret/{connection}:{name}"
+
+
 def container_action_id(name: str) -> str:
     return f"Container/{name}"
 
@@ -148,7 +181,16 @@ class Action:
     connection: str = ""  # "" = the default connection, else a machine name
     changes: tuple[Change, ...] = ()
     depends_on: tuple[str, ...] = ()
-    work: ImageWork | ContainerWork | MachineWork | RemoveWork | VolumeWork | None = None
+    work: (
+        ImageWork
+        | ContainerWork
+        | MachineWork
+        | RemoveWork
+        | VolumeWork
+        | NetworkWork
+        | SecretWork
+        | None
+    ) = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -237,3 +279,4 @@ class PlanOptions:
     allow_empty: bool = False
     allow_recreate: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    secret_digests: dict[str, str] = field(default_factory=dict)  # Secret name -> keyed HMAC

@@ -42,6 +42,7 @@ from reconciler.engine.plan import (
     image_action_id,
     volume_action_id,
 )
+from reconciler.engine.planner_networks import Shared, plan_shared, prune_shared
 from reconciler.manifests.model import Desired, Image, Workload
 
 
@@ -88,6 +89,7 @@ class _Planner:
         self.warnings: list[str] = []
         self.images = _Images()
         self.machine_ids: dict[str, str] = {}
+        self.shared = Shared()
 
     def run(self, machine_actions: list[Action]) -> Plan:
         self.actions.extend(machine_actions)
@@ -104,6 +106,16 @@ class _Planner:
                 self._implicit_image(w)
         for (conn, vol), users in sorted(self.d.named_volumes().items()):
             self._volume(conn, vol, users)
+        conns = {w.connection for w in self.d.workloads.values()} | {""}
+        self.shared = plan_shared(
+            self.d,
+            self.o,
+            self.r,
+            self.opt.secret_digests,
+            {c: self._machine_dep(c) for c in conns},
+        )
+        self.actions.extend(self.shared.actions)
+        self.errors.extend(self.shared.errors)
         for name in self.d.workload_order():
             self._workload(self.d.workloads[name])
         self._scale_down_and_prune()
@@ -252,7 +264,9 @@ class _Planner:
                     conn,
                     (),
                     self._machine_dep(conn),
-                    VolumeWork(name, stack_labels(self.stack, "Volume", name)),
+                    VolumeWork(
+                        name, self.d.stack.labels | stack_labels(self.stack, "Volume", name)
+                    ),
                 )
             )
         else:
@@ -279,6 +293,8 @@ class _Planner:
         if key in self.images.action_ids:
             deps.append(self.images.action_ids[key])
         deps += [volume_action_id(conn, m.source) for m in w.volumes if not m.bind]
+        shared_deps, inputs = self.shared.for_workload(w)
+        deps += shared_deps
         healthy: list[str] = []
         for dep in w.depends_on:
             other = self.d.workloads[dep.name]
@@ -291,7 +307,7 @@ class _Planner:
             for m in (self.d.mappings[n] for n in w.mappings)
             if m.probe is not None
         )
-        new_spec = workload_spec(w, image_id or "")
+        new_spec = workload_spec(w, image_id or "", inputs)
         want_hash = spec_hash(new_spec) if image_id else ""
         for n, cname in enumerate(w.container_names(self.stack), start=1):
             labels = (
@@ -307,7 +323,7 @@ class _Planner:
                 )
                 continue
             work = ContainerWork(
-                cname, n, w, labels, found.id if found else "", tuple(healthy), probes
+                cname, n, w, labels, found.id if found else "", tuple(healthy), probes, inputs
             )
             self._container(w, cname, found, work, tuple(deps), new_spec, want_hash, image_changing)
 
@@ -439,6 +455,21 @@ class _Planner:
             )
         if prune and self.r.valid:
             self._prune_images(everything_else)
+            # Replaced containers come back with the new spec: they leave what it no longer joins.
+            leaving = {
+                a.name
+                for a in self.actions
+                if a.kind == "Container" and a.verb in (Verb.DELETE, Verb.REPLACE)
+            }
+            deleted = {
+                a.name for a in self.actions if a.verb is Verb.DELETE and a.kind == "Container"
+            }
+            after = everything_else + tuple(container_action_id(n) for n in sorted(deleted))
+            actions, warnings = prune_shared(
+                self.d, self.o, self.r, after, leaving, "no longer used (prune)"
+            )
+            self.actions.extend(actions)
+            self.warnings.extend(warnings)
 
     def _prune_images(self, after: tuple[str, ...]) -> None:
         declared = set(self.d.images)

@@ -17,6 +17,7 @@ from reconciler.engine.plan import (
     image_action_id,
     volume_action_id,
 )
+from reconciler.engine.planner_networks import prune_shared, secret_places
 from reconciler.manifests.model import Desired
 
 
@@ -92,6 +93,17 @@ def plan_delete(
                         RemoveWork(name, name, 0),
                     )
                 )
+    shared, left = prune_shared(
+        desired,
+        observed,
+        recorded,
+        containers,
+        {a.name for a in actions if a.kind == "Container"},
+        "declared in the manifests being deleted",
+        only=set(desired.used_networks()) | set(secret_places(desired)),
+    )
+    actions.extend(shared)
+    warnings.extend(left)
     if machines and desired.machines:
         warnings.append("--machines is handled by the machine layer")
     return Plan(stack, tuple(actions), tuple(warnings))

@@ -16,7 +16,25 @@ from typing import Any
 
 from reconciler.errors import InvalidInput, Issue, Location
 from reconciler.manifests import units
+from reconciler.manifests.container_opts import ContainerOptions, container_options
 from reconciler.manifests.loader import Document
+from reconciler.manifests.model_extras import (
+    Network as Network,  # re-exported: the desired-state types all come from model
+)
+from reconciler.manifests.model_extras import (
+    NetworkAttachment as NetworkAttachment,
+)
+from reconciler.manifests.model_extras import (
+    Secret as Secret,
+)
+from reconciler.manifests.model_extras import (
+    build_network,
+    build_secret,
+    env_files,
+    label_findings,
+    network_of,
+    port_findings,
+)
 from reconciler.manifests.policy import check_policy, is_bind_source, normalize_host_path
 
 DEFAULT_STACK = "default"
@@ -29,6 +47,7 @@ class Stack:
     prune: bool = False
     allow_privileged: bool = False
     location: Location | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # copied onto every object it creates
 
 
 @dataclass(frozen=True)
@@ -59,7 +78,10 @@ class DeviceMapping:
     providers: tuple[str, ...] | None  # None: any provider
     env: dict[str, str]
     probe: Probe | None
+    # What `render --to kube` requests instead of the devices (a device plugin's resources).
+    kubernetes_resources: dict[str, int | str] = field(default_factory=dict)
     location: Location | None = None
+    optional: tuple[str, ...] = ()  # those of `devices` passed only where they exist
 
 
 @dataclass(frozen=True)
@@ -113,6 +135,12 @@ class SecretRef:
     name: str
     env: str | None
     target: str | None
+    source: str = ""  # the Podman secret: `<stack>-<name>` for a declared Secret, else `name`
+    declared: bool = False  # a Secret document of this stack (its value is hashed in)
+
+    @property
+    def podman_name(self) -> str:
+        return self.source or self.name
 
 
 @dataclass(frozen=True)
@@ -143,6 +171,12 @@ class Workload:
     state: str  # running | stopped
     labels: dict[str, str] = field(default_factory=dict)
     location: Location | None = None
+    options: ContainerOptions = field(default_factory=ContainerOptions)
+    env_file_keys: tuple[str, ...] = ()  # keys of `env` whose value came from an envFile (masked)
+    optional_devices: tuple[str, ...] = ()  # of `devices`: passed only where they exist
+    # Networks joined (network: default -> the stack network; networks: -> declared ones).
+    networks: tuple[NetworkAttachment, ...] = ()
+    network_target: str = ""  # network: container:W -> the container joined
 
     @property
     def connection(self) -> str:
@@ -160,6 +194,8 @@ class Desired:
     mappings: dict[str, DeviceMapping]
     workloads: dict[str, Workload]
     files: tuple[str, ...] = ()  # manifest files the state came from, for messages
+    networks: dict[str, Network] = field(default_factory=dict)  # declared, by name
+    secrets: dict[str, Secret] = field(default_factory=dict)  # declared, by name
 
     def workload_order(self) -> list[str]:
         """Workload names with every dependency before its dependents (stable by name)."""
@@ -184,7 +220,31 @@ class Desired:
         return out
 
     def is_empty(self) -> bool:
-        return not (self.machines or self.images or self.workloads or self.mappings)
+        return not (
+            self.machines
+            or self.images
+            or self.workloads
+            or self.mappings
+            or self.networks
+            or self.secrets
+        )
+
+    def used_networks(self) -> dict[tuple[str, str], Network]:
+        """(connection, Podman network name) -> the network to create there, for every
+        network a workload joins: declared Networks and the stack network `<stack>`."""
+        out: dict[tuple[str, str], Network] = {}
+        declared = {n.podman_name: n for n in self.networks.values()}
+        for w in self.workloads.values():
+            for a in w.networks:
+                net = declared.get(a.network) or Network(
+                    self.stack.name, a.network, labels=dict(self.stack.labels)
+                )
+                out[(w.connection, a.network)] = net
+        placed = {n.podman_name for n in out.values()}
+        for n in self.networks.values():  # declared but joined by no workload: default API
+            if n.podman_name not in placed:
+                out[(DEFAULT_CONNECTION, n.podman_name)] = n
+        return out
 
 
 def build_desired(docs: Sequence[Document]) -> Desired:
@@ -197,18 +257,36 @@ class _Builder:
         self.docs = docs
         self.issues: list[Issue] = []
         self.by_kind: dict[str, dict[str, Document]] = {}
+        self.stack = Stack()
+        self.networks: dict[str, Network] = {}
+        self.secrets: dict[str, Secret] = {}
 
     def issue(self, doc: Document, path: Sequence[str | int], message: str) -> None:
         json_path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
         self.issues.append(Issue(message, doc.locate(path), json_path, doc.subject))
 
+    def findings(self, doc: Document, found: Sequence[tuple[Sequence[str | int], str]]) -> None:
+        for path, message in found:
+            self.issue(doc, path, message)
+
     def build(self) -> Desired:
         self._index()
         stack = self._stack()
         self.issues.extend(check_policy(self.docs, allow_privileged=stack.allow_privileged))
+        self.stack = stack
+        for doc in self.docs:
+            self.findings(doc, label_findings(doc))
         machines = {n: _machine(d) for n, d in self.by_kind.get("Machine", {}).items()}
         mappings = {n: _mapping(d) for n, d in self.by_kind.get("DeviceMapping", {}).items()}
         images = {n: self._image(d, machines) for n, d in self.by_kind.get("Image", {}).items()}
+        self.networks = {}
+        for n, d in self.by_kind.get("Network", {}).items():
+            self.networks[n], found = build_network(d, stack.name, stack.labels)
+            self.findings(d, found)
+        self.secrets = {}
+        for n, d in self.by_kind.get("Secret", {}).items():
+            self.secrets[n], found = build_secret(d, stack.name, stack.labels)
+            self.findings(d, found)
         workloads = {
             n: self._workload(d, machines, images, mappings)
             for n, d in self.by_kind.get("Workload", {}).items()
@@ -217,7 +295,14 @@ class _Builder:
         if self.issues:
             raise InvalidInput(self.issues)
         return Desired(
-            stack, machines, images, mappings, workloads, tuple(sorted({d.file for d in self.docs}))
+            stack,
+            machines,
+            images,
+            mappings,
+            workloads,
+            tuple(sorted({d.file for d in self.docs})),
+            self.networks,
+            self.secrets,
         )
 
     def _index(self) -> None:
@@ -251,6 +336,7 @@ class _Builder:
             bool(spec.get("prune", False)),
             bool(policy.get("allowPrivileged", False)),
             doc.locate([]),
+            _labels(doc),
         )
 
     def _machine_ref(
@@ -271,7 +357,7 @@ class _Builder:
             machine=self._machine_ref(doc, spec, machines),
             build=_build(doc, build) if build else None,
             pull_policy=pull.get("policy", "IfNotPresent"),
-            labels=_labels(doc),
+            labels=self.stack.labels | _labels(doc),
             location=doc.locate([]),
         )
 
@@ -287,12 +373,14 @@ class _Builder:
         image_name, image_ref = self._image_ref(doc, spec["image"], machine, images)
         env: dict[str, str] = {}
         devices: list[str] = []
+        optional: list[str] = []
         used: list[str] = []
         for i, entry in enumerate(spec.get("devices", [])):
             if entry in mappings:
                 mapping = mappings[entry]
                 used.append(entry)
                 devices.extend(mapping.devices)
+                optional.extend(mapping.optional)
                 env.update(mapping.env)
             elif entry.startswith("/") or "=" in entry:
                 devices.append(entry)
@@ -302,6 +390,9 @@ class _Builder:
                     ["spec", "devices", i],
                     f"unknown DeviceMapping {entry!r}{_known(mappings)}",
                 )
+        file_env, found = env_files(spec, doc.base_dir)
+        self.findings(doc, found)
+        env.update(file_env)
         env.update(spec.get("env", {}))
         depends = tuple(_dependency(d) for d in spec.get("dependsOn", []))
         for i, dep in enumerate(depends):
@@ -309,6 +400,39 @@ class _Builder:
                 self.issue(doc, ["spec", "dependsOn", i], f"unknown Workload {dep.name!r}")
         resources = spec.get("resources") or {}
         hc = spec.get("healthcheck")
+        replicas = spec.get("replicas", 1)
+        self.findings(doc, port_findings(spec, replicas))
+        first_container = {
+            name: f"{self.stack.name}-{name}-1" for name in self.by_kind.get("Workload", {})
+        }
+        mode, attachments, target, found = network_of(
+            spec, doc.name, self.stack.name, self.networks, first_container
+        )
+        self.findings(doc, found)
+        options, found = container_options(spec, first_container)
+        self.findings(doc, found)
+        # Joining another workload's namespaces needs its container first.
+        joined = [
+            v.removeprefix("container:")
+            for v in (mode, spec.get("ipc", ""))
+            if v.startswith("container:")
+        ]
+        known = {d.name for d in depends}
+        depends += tuple(
+            Dependency(n, "started")
+            for n in dict.fromkeys(joined)
+            if n in first_container and n not in known and n != doc.name
+        )
+        secrets = tuple(
+            SecretRef(
+                s["name"],
+                s.get("env"),
+                s.get("target"),
+                self.secrets[s["name"]].podman_name if s["name"] in self.secrets else s["name"],
+                s["name"] in self.secrets,
+            )
+            for s in spec.get("secrets", [])
+        )
         return Workload(
             name=doc.name,
             machine=machine,
@@ -317,9 +441,7 @@ class _Builder:
             command=tuple(spec["command"]) if "command" in spec else None,
             args=tuple(spec["args"]) if "args" in spec else None,
             env=env,
-            secrets=tuple(
-                SecretRef(s["name"], s.get("env"), s.get("target")) for s in spec.get("secrets", [])
-            ),
+            secrets=secrets,
             ports=tuple(str(p) for p in spec.get("ports", [])),
             volumes=tuple(_mount(doc, v) for v in spec.get("volumes", [])),
             devices=tuple(dict.fromkeys(devices)),
@@ -329,15 +451,20 @@ class _Builder:
             restart=spec.get("restart", "no"),
             healthcheck=_healthcheck(hc) if hc else None,
             depends_on=depends,
-            replicas=spec.get("replicas", 1),
+            replicas=replicas,
             init=spec.get("init", False),
             stop_timeout_s=units.seconds(spec.get("stopTimeout", "10s")),
-            network=spec.get("network", "bridge"),
+            network=mode,
             privileged=spec.get("privileged", False),
             cap_add=tuple(spec.get("capAdd", [])),
             state=spec.get("state", "running"),
-            labels=_labels(doc),
+            labels=self.stack.labels | _labels(doc),
             location=doc.locate([]),
+            options=options,
+            env_file_keys=tuple(sorted(k for k in file_env if k not in spec.get("env", {}))),
+            optional_devices=tuple(d for d in dict.fromkeys(optional)),
+            networks=attachments,
+            network_target=target,
         )
 
     def _image_ref(
@@ -404,9 +531,12 @@ def _mapping(doc: Document) -> DeviceMapping:
     spec = doc.data.get("spec") or {}
     probe = spec.get("probe")
     providers = spec.get("providers")
+    entries = [d if isinstance(d, str) else d["path"] for d in spec["devices"]]
+    optional = [d["path"] for d in spec["devices"] if isinstance(d, dict) and d.get("optional")]
     return DeviceMapping(
         name=doc.name,
-        devices=tuple(spec["devices"]),
+        devices=tuple(entries),
+        optional=tuple(optional),
         providers=tuple(providers) if providers is not None else None,
         env=dict(spec.get("env", {})),
         probe=Probe(
@@ -414,6 +544,7 @@ def _mapping(doc: Document) -> DeviceMapping:
         )
         if probe
         else None,
+        kubernetes_resources=dict((spec.get("kubernetes") or {}).get("resources", {})),
         location=doc.locate([]),
     )
 

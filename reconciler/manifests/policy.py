@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import Issue
+from reconciler.manifests.container_opts import privilege_findings
 from reconciler.manifests.loader import Document
 
 PRIVILEGE_FIX = "privileged containers need the Stack's spec.policy.allowPrivileged: true"
@@ -256,6 +257,8 @@ def _check_workload(doc: Document, spec: dict[str, Any], rules: _HostPaths) -> I
                     ("spec", "capAdd", i),
                     f"capability {cap} is outside the baseline set; {PRIVILEGE_FIX}",
                 )
+        for at, message in privilege_findings(spec):
+            yield at, f"{message}; {PRIVILEGE_FIX}"
     for i, volume in enumerate(_list(spec.get("volumes"))):
         if isinstance(volume, str):
             yield from _check_volume(doc, ("spec", "volumes", i), volume, rules)

@@ -27,7 +27,15 @@ from reconciler.errors import InvalidInput, Issue
 from reconciler.manifests.loader import Document
 from reconciler.redact import MASK, is_secret_path, redact
 
-KINDS: tuple[str, ...] = ("Stack", "Machine", "Image", "DeviceMapping", "Workload")
+KINDS: tuple[str, ...] = (
+    "Stack",
+    "Machine",
+    "Image",
+    "DeviceMapping",
+    "Network",
+    "Secret",
+    "Workload",
+)
 BASE_URI = "https://podform.dev/schemas/v1/"
 _COMMON = "common"
 

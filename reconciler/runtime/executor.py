@@ -22,8 +22,10 @@ from reconciler.engine.plan import (
     ContainerWork,
     ImageWork,
     MachineWork,
+    NetworkWork,
     Plan,
     RemoveWork,
+    SecretWork,
     Verb,
     VolumeWork,
 )
@@ -31,6 +33,7 @@ from reconciler.errors import PermanentError, PodformError, TemporaryError
 from reconciler.manifests.model import Workload
 from reconciler.runtime.backends.podman_api import BuildFailed
 from reconciler.runtime.buildcontext import context_tar
+from reconciler.runtime.secrets import read_value
 
 T = TypeVar("T")
 
@@ -55,6 +58,18 @@ class Engine(Protocol):
     def remove_image(self, ident: str) -> None: ...
     def create_volume(self, name: str, labels: dict[str, str]) -> None: ...
     def remove_volume(self, name: str) -> None: ...
+    def create_network(
+        self,
+        name: str,
+        labels: dict[str, str],
+        internal: bool,
+        dns: bool,
+        subnet: str | None,
+        driver: str,
+    ) -> None: ...
+    def remove_network(self, name: str, force: bool = False) -> None: ...
+    def create_secret(self, name: str, value: bytes, labels: dict[str, str]) -> str: ...
+    def remove_secret(self, name: str) -> None: ...
     def create_container(
         self, name: str, workload: Workload, image_id: str, labels: dict[str, str]
     ) -> str: ...
@@ -80,6 +95,7 @@ class Outcome:
     image_id: str = ""
     spec: dict[str, Any] | None = None
     probe: str = ""  # ok | failed | ""
+    object_id: str = ""  # a created secret's id
     seconds: float = 0.0
     changed: bool = False  # the action changed something in Podman
 
@@ -193,17 +209,43 @@ class Executor:
         if isinstance(work, VolumeWork):
             self._retrying(lambda: engine.create_volume(work.name, work.labels))
             return Outcome(OK, "did create")
+        if isinstance(work, NetworkWork):
+            return self._network(engine, action, work)
+        if isinstance(work, SecretWork):
+            return self._secret(engine, action, work)
         if isinstance(work, RemoveWork):
             remove = {
                 "Container": lambda: engine.remove(work.id, work.stop_timeout_s),
                 "Image": lambda: engine.remove_image(work.id),
                 "Volume": lambda: engine.remove_volume(work.name),
+                "Network": lambda: engine.remove_network(work.name),
+                "Secret": lambda: engine.remove_secret(work.name),
             }[action.kind]
             self._retrying(remove)
             return Outcome(OK, "did remove")
         if isinstance(work, ContainerWork):
             return self._container(engine, action, work)
         raise PermanentError(f"no way to {action.operation} a {action.kind}")
+
+    def _network(self, engine: Engine, action: Action, work: NetworkWork) -> Outcome:
+        if action.verb is Verb.REPLACE:
+            # Settings cannot change in place; the stack's containers on it are replaced anyway
+            # (the network's hash is in their spec), so force takes them down with it.
+            self._retrying(lambda: engine.remove_network(work.name, force=True))
+        self._retrying(
+            lambda: engine.create_network(
+                work.name, work.labels, work.internal, work.dns, work.subnet, work.driver
+            )
+        )
+        return Outcome(OK, f"did {action.operation}")
+
+    def _secret(self, engine: Engine, action: Action, work: SecretWork) -> Outcome:
+        value = read_value(work.file, work.env)
+        if action.verb is Verb.REPLACE:
+            # Containers keep the value they were created with; theirs are replaced after this.
+            self._retrying(lambda: engine.remove_secret(work.name))
+        sid = self._retrying(lambda: engine.create_secret(work.name, value, work.labels))
+        return Outcome(OK, f"did {action.operation}", object_id=sid)
 
     def _unchanged(self, action: Action) -> Outcome:
         work = action.work
@@ -246,7 +288,7 @@ class Executor:
         image_id = self._retrying(lambda: engine.image_id(w.image_ref))
         if not image_id:
             raise PermanentError(f"image {w.image_ref} is not present")
-        spec = workload_spec(w, image_id)
+        spec = workload_spec(w, image_id, work.inputs)
         labels = work.labels | {LABEL_SPEC_HASH: spec_hash(spec)}
         if action.verb is Verb.REPLACE and work.old_id:
             # Fast removal with init: true (the init process forwards SIGTERM at once).

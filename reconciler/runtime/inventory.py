@@ -102,12 +102,18 @@ def _decode(data: object, stack: str) -> Recorded:
         if not isinstance(starts, int) or isinstance(starts, bool):
             raise ValueError(f"container {name!r} has malformed fields")
         containers[name] = RecordedContainer(ident, workload, connection, spec, probe, starts)
+    secret_key = data.get("secret_key", "")
+    if not isinstance(secret_key, str):
+        raise ValueError("'secret_key' is not a string")
     return Recorded(
         valid=True,
         containers=containers,
         images=_mappings(data, "images"),
         volumes=_mappings(data, "volumes"),
         machines=_mappings(data, "machines"),
+        networks=_mappings(data, "networks"),
+        secrets=_mappings(data, "secrets"),
+        secret_key=secret_key,
     )
 
 
@@ -177,6 +183,14 @@ class Inventory:
             "volumes": recorded.volumes,
             "machines": recorded.machines,
         }
+        # Written only when used, so inventories of stacks without them keep their shape.
+        for key, value in (
+            ("networks", recorded.networks),
+            ("secrets", recorded.secrets),
+            ("secret_key", recorded.secret_key),
+        ):
+            if value:
+                document[key] = value
         payload = (json.dumps(document, sort_keys=True, indent=2) + "\n").encode()
         # A unique name per writer, so concurrent saves never share a temp file.
         tmp = self.directory / f".{self.stack}.json.{os.getpid()}.{secrets.token_hex(4)}.tmp"

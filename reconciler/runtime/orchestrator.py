@@ -7,6 +7,7 @@ decisions of its own (the planner has them) and prints nothing (the CLI does).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import threading
 import time
@@ -19,7 +20,16 @@ from typing import Any, BinaryIO
 from reconciler.engine.adoption import adopt
 from reconciler.engine.hashing import masked_spec
 from reconciler.engine.observed import Observed, Recorded, RecordedContainer
-from reconciler.engine.plan import Action, ContainerWork, ImageWork, Plan, PlanOptions, Verb
+from reconciler.engine.plan import (
+    Action,
+    ContainerWork,
+    ImageWork,
+    NetworkWork,
+    Plan,
+    PlanOptions,
+    SecretWork,
+    Verb,
+)
 from reconciler.engine.planner_delete import plan_delete
 from reconciler.errors import InvalidInput, Issue, PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Desired, build_desired
@@ -181,12 +191,18 @@ def observe(desired: Desired, recorded: Recorded, connections: Connections) -> O
             # The three lists go out together (they are independent reads), each with retries:
             # Podman 4.x answers 500 to an image list racing another client's removal
             # ("locating item named manifest ..."), which is transient.
-            with ThreadPoolExecutor(max_workers=3) as pool:
+            shared = _shared_lists(desired, recorded, engine, key)
+            with ThreadPoolExecutor(max_workers=3 + len(shared)) as pool:
                 lists = [
                     pool.submit(_first_call, f)
                     for f in (containers_of_stack, engine.list_images, engine.list_volumes)
                 ]
+                more = {name: pool.submit(_first_call, f) for name, f in shared.items()}
                 containers, images, volumes = (f.result() for f in lists)
+                if "networks" in more:
+                    observed.networks[key] = more["networks"].result()
+                if "secrets" in more:
+                    observed.secrets[key] = more["secrets"].result()
             observed.containers[key] = containers
             observed.images[key] = images
             observed.volumes[key] = volumes
@@ -195,6 +211,24 @@ def observe(desired: Desired, recorded: Recorded, connections: Connections) -> O
                 raise
             observed.errors[key] = f"cannot reach Podman at {engine.url}"
     return observed
+
+
+def _shared_lists(
+    desired: Desired, recorded: Recorded, engine: Any, key: str
+) -> dict[str, Callable[[], Any]]:
+    """The network and secret list calls this connection needs: only where this stack has
+    or had some, so a stack without secrets pays no call for them."""
+    prefix = f"{key}:"
+    calls: dict[str, Callable[[], Any]] = {}
+    if (
+        desired.workloads
+        or desired.networks
+        or any(k.startswith(prefix) for k in recorded.networks)
+    ):
+        calls["networks"] = engine.list_networks
+    if desired.secrets or any(k.startswith(prefix) for k in recorded.secrets):
+        calls["secrets"] = engine.list_secrets
+    return calls
 
 
 def _first_call(call: Callable[[], Any], budget_s: float = 5.0) -> Any:
@@ -259,13 +293,26 @@ class Reconciler:
         if inv.exists() and not recorded.valid:
             problems.append(f"inventory {inv.path}: {inv.problem}")
         client = self.connections.machines.check(desired)  # preflight, before any change
+        options = self._with_secret_digests(desired, recorded)
         observed = observe(desired, recorded, self.connections)
         recorded = adopt(recorded, observed, desired.stack.name)  # what a killed pass left
         plan = self.connections.machines.plan(
-            desired, observed, recorded, content_hashes(desired), self.settings.plan, client
+            desired, observed, recorded, content_hashes(desired), options, client
         )
         self.observed = observed  # status reads the same snapshot
         return plan, recorded, problems
+
+    def _with_secret_digests(self, desired: Desired, recorded: Recorded) -> PlanOptions:
+        """The plan options with each declared Secret's keyed HMAC (a key is made, and kept
+        in the inventory by record(), the first time a stack declares a Secret)."""
+        if not desired.secrets:
+            return self.settings.plan
+        from reconciler.runtime.secrets import new_key, secret_digests
+
+        if not recorded.secret_key:
+            recorded.secret_key = new_key()
+        digests = secret_digests(desired, recorded.secret_key)
+        return dataclasses.replace(self.settings.plan, secret_digests=digests)
 
     def apply(self, desired: Desired, dry_run: bool = False) -> PassResult:
         inv = self.inventory(desired)
@@ -314,12 +361,14 @@ def record(before: Recorded, plan: Plan, execution: Execution) -> Recorded:
     date; a deleted one is dropped. A failed replace keeps the old record (the old container
     may still exist), so the next pass still knows it.
     """
-    after = Recorded(valid=True)
+    after = Recorded(valid=True, secret_key=before.secret_key)
     if before.valid:
         after.containers = dict(before.containers)
         after.images = dict(before.images)
         after.volumes = dict(before.volumes)
         after.machines = dict(before.machines)
+        after.networks = dict(before.networks)
+        after.secrets = dict(before.secrets)
     for action in plan.actions:
         outcome: Outcome | None = execution.outcomes.get(action.id)
         if outcome is None or outcome.status not in (OK, DEGRADED):
@@ -333,6 +382,10 @@ def record(before: Recorded, plan: Plan, execution: Execution) -> Recorded:
                 after.volumes.pop(f"{action.connection}:{action.name}", None)
             elif action.kind == "Machine":
                 after.machines.pop(action.name, None)
+            elif action.kind == "Network":
+                after.networks.pop(f"{action.connection}:{action.name}", None)
+            elif action.kind == "Secret":
+                after.secrets.pop(f"{action.connection}:{action.name}", None)
             continue
         if action.kind == "Machine":
             record_machine(after.machines, action)
@@ -363,6 +416,18 @@ def record(before: Recorded, plan: Plan, execution: Execution) -> Recorded:
                 "id": outcome.image_id,
                 "connection": action.connection,
                 "content_hash": work.content_hash,
+            }
+        elif isinstance(work, NetworkWork) and action.verb is not Verb.UNCHANGED:
+            after.networks[f"{action.connection}:{action.name}"] = {
+                "name": action.name,
+                "connection": action.connection,
+            }
+        elif isinstance(work, SecretWork) and action.verb is not Verb.UNCHANGED:
+            after.secrets[f"{action.connection}:{action.name}"] = {
+                "name": action.name,
+                "connection": action.connection,
+                "id": outcome.object_id,
+                "hmac": work.digest,
             }
         elif action.kind == "Volume" and action.verb is Verb.CREATE:
             after.volumes[f"{action.connection}:{action.name}"] = {

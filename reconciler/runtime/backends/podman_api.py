@@ -15,10 +15,23 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from reconciler.engine.observed import ObservedContainer, ObservedImage, ObservedVolume
+from reconciler.engine.observed import (
+    ObservedContainer,
+    ObservedImage,
+    ObservedNetwork,
+    ObservedSecret,
+    ObservedVolume,
+)
 from reconciler.errors import PermanentError, PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Workload
+from reconciler.manifests.ports import parse_port
 from reconciler.runtime.backends import unix_http
+from reconciler.runtime.backends.podman_specs import (
+    network_spec,
+    options_spec,
+    pids_limit,
+    tmpfs_mount,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -179,6 +192,7 @@ class PodmanApi:
                     restart_count=int(c.get("Restarts") or 0),
                     health=_health_from_status(str(c.get("Status", ""))),
                     exit_code=int(c.get("ExitCode") or 0),
+                    networks=tuple(c.get("Networks") or ()),
                 )
             )
         return out
@@ -198,6 +212,19 @@ class PodmanApi:
         return [
             ObservedVolume(v["Name"], v.get("Labels") or {})
             for v in self._read("/volumes/json") or []
+        ]
+
+    def list_networks(self) -> list[ObservedNetwork]:
+        return [
+            ObservedNetwork(str(n.get("name", "")), n.get("labels") or {})
+            for n in self._read("/networks/json") or []
+        ]
+
+    def list_secrets(self) -> list[ObservedSecret]:
+        """Names and ids only: Podman never returns a secret's value here."""
+        return [
+            ObservedSecret(str((s.get("Spec") or {}).get("Name", "")), str(s.get("ID", "")))
+            for s in self._read("/secrets/json") or []
         ]
 
     def image_id(self, ref: str) -> str | None:
@@ -274,12 +301,66 @@ class PodmanApi:
         with contextlib.suppress(NotFoundError):
             self._call("delete", f"/volumes/{name}")
 
+    # --- networks and secrets -----------------------------------------------------------
+    def create_network(
+        self,
+        name: str,
+        labels: dict[str, str],
+        internal: bool,
+        dns: bool,
+        subnet: str | None,
+        driver: str,
+    ) -> None:
+        body: dict[str, Any] = {
+            "name": name,
+            "labels": labels,
+            "internal": internal,
+            "dns_enabled": dns,
+            "driver": driver,
+        }
+        if subnet:
+            body["subnets"] = [{"subnet": subnet}]
+        self._call("post", "/networks/create", data=json.dumps(body))
+
+    def remove_network(self, name: str, force: bool = False) -> None:
+        """Without force Podman refuses while a container uses it; with force it removes them."""
+        with contextlib.suppress(NotFoundError):
+            self._call(
+                "delete", f"/networks/{name}", params={"force": "true" if force else "false"}
+            )
+
+    def create_secret(self, name: str, value: bytes, labels: dict[str, str]) -> str:
+        """The value travels in the body only: never in a URL, a message or a log."""
+        data = self._json(
+            "post",
+            "/secrets/create",
+            params={"name": name, "driver": "file", "labels": json.dumps(labels)},
+            data=value,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return str(data.get("ID", "")) if isinstance(data, dict) else ""
+
+    def remove_secret(self, name: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            self._call("delete", f"/secrets/{name}")
+
     # --- containers ---------------------------------------------------------------------
     def create_container(
         self, name: str, workload: Workload, image_id: str, labels: dict[str, str]
     ) -> str:
         spec = container_spec(name, workload, image_id, labels)
-        return str(self._json("post", "/containers/create", data=json.dumps(spec))["Id"])
+        optional = set(workload.optional_devices)
+        while True:
+            try:
+                return str(self._json("post", "/containers/create", data=json.dumps(spec))["Id"])
+            except (TemporaryError, PermanentError) as exc:
+                # An optional device (ROCm's /dev/kfd, a second GPU) that this host lacks is
+                # left out: only Podman, on the target, knows whether it exists.
+                missing = _missing_device(str(exc), optional)
+                if missing is None:
+                    raise
+                optional.discard(missing)
+                spec["devices"] = [d for d in spec["devices"] if d["path"] != missing]
 
     def start(self, ident: str) -> None:
         self._call("post", f"/containers/{ident}/start", ok=(200, 204, 304))
@@ -380,6 +461,7 @@ def container_spec(name: str, w: Workload, image_id: str, labels: dict[str, str]
             if not m.bind
         ],
     }
+    spec["mounts"] += [tmpfs_mount(t) for t in w.options.tmpfs]
     if w.command is not None:
         spec["entrypoint"] = list(w.command)
     if w.args is not None:
@@ -388,14 +470,15 @@ def container_spec(name: str, w: Workload, image_id: str, labels: dict[str, str]
         spec["restart_policy"] = w.restart
     if w.secrets:
         spec["secrets"] = [
-            {"Source": s.name, "Target": s.target or ""} for s in w.secrets if not s.env
+            {"Source": s.podman_name, "Target": s.target or ""} for s in w.secrets if not s.env
         ]
-        spec["secret_env"] = {s.env: s.name for s in w.secrets if s.env}
+        spec["secret_env"] = {s.env: s.podman_name for s in w.secrets if s.env}
     limits: dict[str, Any] = {}
     if w.memory_mib:
         limits["memory"] = {"limit": w.memory_mib * 1024 * 1024}
     if w.cpus:
         limits["cpu"] = {"quota": int(w.cpus * 100_000), "period": 100_000}
+    limits.update(pids_limit(w.options))
     if limits:
         spec["resource_limits"] = limits
     if w.healthcheck:
@@ -407,28 +490,28 @@ def container_spec(name: str, w: Workload, image_id: str, labels: dict[str, str]
             "Retries": hc.retries,
             "StartPeriod": int(hc.start_period_s * 1e9),
         }
-    if w.network in ("bridge", "none", "host"):
-        spec["netns"] = {"nsmode": w.network}
-    else:
-        spec["netns"] = {"nsmode": "bridge"}
-        spec["networks"] = {w.network: {}}
+    spec.update(network_spec(w))
+    spec.update(options_spec(w.options))
     return spec
 
 
 def _port(text: str) -> dict[str, Any]:
-    proto = "tcp"
-    if "/" in text:
-        text, proto = text.rsplit("/", 1)
-    parts = text.rsplit(":", 2)
-    if len(parts) == 1:
-        return {"container_port": int(parts[0]), "protocol": proto}
-    host_ip = parts[0] if len(parts) == 3 else ""
-    return {
-        "host_ip": host_ip,
-        "host_port": int(parts[-2]),
-        "container_port": int(parts[-1]),
-        "protocol": proto,
-    }
+    p = parse_port(text)
+    out: dict[str, Any] = {"container_port": p.container_port, "protocol": p.protocol}
+    if p.host_ip:
+        out["host_ip"] = p.host_ip
+    if p.host_port is not None:
+        out["host_port"] = p.host_port
+    return out
+
+
+def _missing_device(message: str, optional: set[str]) -> str | None:
+    """The optional device Podman could not find ("stat /dev/kfd: no such file or directory")."""
+    for entry in optional:
+        host = entry.partition(":")[0]
+        if f"stat {host}: no such file or directory" in message:
+            return entry
+    return None
 
 
 def _health_from_status(status: str) -> str:

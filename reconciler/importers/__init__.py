@@ -1,0 +1,1 @@
+"""Importers: other tools' files into podform documents (pure apart from reading those files)."""

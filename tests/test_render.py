@@ -1,0 +1,513 @@
+"""`podform render`: golden files per example and target, notes, determinism, the CLI.
+
+The real engines (kube play, kubernetes-validate, podman-compose, Quadlet's generator) are in
+tests/test_render_engines.py. Golden files: PODFORM_UPDATE_GOLDEN=1 rewrites them; read the
+diff before committing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from podman_env import podform_subprocess
+
+from reconciler.manifests.model import Desired, Workload
+from reconciler.render import Note, Target, render
+from reconciler.render import compose as compose_target
+from reconciler.render import kube as kube_target
+from reconciler.render import quadlet as quadlet_target
+from reconciler.render.common import PortMapping, duration, parse_port, split_device
+from reconciler.runtime.orchestrator import load_desired
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "manifests" / "examples"
+GOLDEN = Path(__file__).parent / "golden" / "render"
+EXAMPLE_NAMES = sorted(p.parent.name for p in EXAMPLES.glob("*/stack.yaml"))
+REPO = "<repo>"
+
+# A stack that uses every Workload field today's model has, and each thing a target cannot say.
+EVERYTHING = """\
+apiVersion: podform/v1
+kind: Stack
+metadata: {name: full}
+spec: {policy: {allowPrivileged: true}}
+---
+apiVersion: podform/v1
+kind: Machine
+metadata: {name: gpu}
+spec: {provider: libkrun}
+---
+apiVersion: podform/v1
+kind: Image
+metadata: {name: app}
+spec:
+  machine: gpu
+  build: {context: ./ctx, args: {V: "1"}, target: runtime}
+---
+apiVersion: podform/v1
+kind: Image
+metadata: {name: base}
+spec: {ref: "quay.io/x/base:1", pull: {policy: Always}}
+---
+apiVersion: podform/v1
+kind: DeviceMapping
+metadata: {name: nv}
+spec:
+  devices: [nvidia.com/gpu=all]
+  kubernetes: {resources: {nvidia.com/gpu: 1}}
+  probe: {command: [nvidia-smi, -L], expect: "GPU 0", timeout: 20s}
+---
+apiVersion: podform/v1
+kind: DeviceMapping
+metadata: {name: dri}
+spec:
+  devices: [/dev/dri]
+  env: {DRI: "yes"}
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: db, labels: {tier: data}}
+spec:
+  image: base
+  healthcheck: {command: [pg_isready], interval: 5s, timeout: 2s, retries: 4, startPeriod: 12s}
+  volumes: ["dbdata:/var/lib/db:Z"]
+  network: host
+  ports: ["5433:5432"]
+  replicas: 2
+  state: stopped
+  restart: on-failure
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: api}
+spec:
+  machine: gpu
+  image: app
+  command: [/bin/api, --serve]
+  args: [--msg, "it's 100% $HOME \\"q\\""]
+  env: {MODE: "two words", TOKEN_PATH: /run/x}
+  secrets: [{name: hf-token, env: HF_TOKEN}, {name: cert, target: /etc/cert.pem}, {name: plain}]
+  ports: ["8080", "127.0.0.1:9000:9000/udp", "[::1]:9443:443"]
+  volumes: ["dbdata:/data:ro", "./models:/models:ro,z"]
+  devices: [nv, dri, "/dev/zero:/dev/dri/renderD128:rw", vendor.com/fpga=1]
+  resources: {memory: 2GiB, cpus: 1.5}
+  restart: always
+  dependsOn: [{name: db, condition: healthy}, web]
+  init: true
+  stopTimeout: 20s
+  privileged: true
+  capAdd: [CAP_NET_ADMIN, SYS_TIME]
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: web}
+spec:
+  image: docker.io/library/nginx:1
+  network: container:api
+  replicas: 0
+"""
+
+
+def _everything(tmp_path: Path) -> Desired:
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Containerfile").write_text("FROM scratch\n")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "stack.yaml").write_text(EVERYTHING)
+    return load_desired([str(tmp_path)])
+
+
+def _golden_text(text: str) -> str:
+    return text.replace(str(ROOT), REPO)
+
+
+def _render_example(name: str, target: Target) -> dict[str, str]:
+    folder = EXAMPLES / name
+    rendering = render(load_desired([str(folder)]), target, base=folder)
+    files = {n: _golden_text(t) for n, t in rendering.files.items()}
+    files["notes.txt"] = "".join(f"{n}\n" for n in rendering.notes)
+    return files
+
+
+@pytest.mark.parametrize("target", list(Target), ids=str)
+@pytest.mark.parametrize("example", EXAMPLE_NAMES)
+def test_examples_render_as_the_reviewed_golden_files(example: str, target: Target) -> None:
+    """Each example renders byte for byte as tests/golden/render/<example>/<target>/ holds."""
+    folder = GOLDEN / example / str(target)
+    files = _render_example(example, target)
+    if os.environ.get("PODFORM_UPDATE_GOLDEN") == "1":
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            old.unlink()
+        for name, text in files.items():
+            (folder / name).write_text(text)
+    expected = {p.name: p.read_text() for p in sorted(folder.iterdir())}
+    assert files == expected
+
+
+def test_the_golden_examples_are_all_there() -> None:
+    """Golden files exist for the three examples (an empty glob must not pass silently)."""
+    assert {"hello", "linux-nvidia", "llama-vulkan"} <= set(EXAMPLE_NAMES)
+
+
+@pytest.mark.parametrize(
+    "module", [kube_target, quadlet_target, compose_target], ids=["kube", "quadlet", "compose"]
+)
+def test_every_workload_field_has_a_line_in_every_target(module: object) -> None:
+    """A field added to Workload fails here until each target maps it or notes what it cannot."""
+    fields = {f.name for f in dataclasses.fields(Workload)} - {"location"}
+    handled = module.WORKLOAD_FIELDS
+    assert fields - handled == set(), "fields without a line in this target"
+    assert handled - fields == set(), "lines for fields the model no longer has"
+
+
+@pytest.mark.parametrize("target", list(Target), ids=str)
+def test_output_is_deterministic_and_ends_with_a_newline(tmp_path: Path, target: Target) -> None:
+    """Same input, same bytes (twice, and from a fresh load); every file ends with one newline."""
+    first = render(_everything(tmp_path), target, base=tmp_path)
+    second = render(load_desired([str(tmp_path)]), target, base=tmp_path)
+    assert first.files == second.files and first.notes == second.notes
+    for text in first.files.values():
+        assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def _notes(tmp_path: Path, target: Target) -> list[str]:
+    return [str(n) for n in render(_everything(tmp_path), target, base=tmp_path).notes]
+
+
+def test_kube_notes_name_resource_and_field_for_what_kubernetes_cannot_express(
+    tmp_path: Path,
+) -> None:
+    """Machine, build, restart, dependsOn, init, CDI device, device folder, mount options, probe."""
+    notes = "\n".join(_notes(tmp_path, Target.KUBE))
+    for expected in (
+        "Machine gpu: spec: not rendered",
+        "Image app: spec.build: not rendered",
+        "Workload db: spec.restart: 'on-failure' is not rendered",
+        "Workload api: spec.dependsOn: not rendered (db, web)",
+        "Workload api: spec.init: not rendered",
+        "Workload api: spec.machine: not rendered ('gpu')",
+        "Workload api: spec.devices: vendor.com/fpga=1 (spec.devices) is not rendered",
+        "Workload api: spec.devices: /dev/dri (DeviceMapping dri) is a directory of devices",
+        "models:/models: options z have no Kubernetes form",
+        "Workload db: spec.volumes: dbdata:/var/lib/db: options Z have no Kubernetes form",
+        "Workload api: spec.ports: '8080': a host port chosen at random",
+        "DeviceMapping nv: spec.probe.expect: checked through `sh -c",
+        "Workload web: spec.network: 'container:api' is not rendered",
+        "Workload db: spec.ports: '5433:5432': with the host network the container listens on "
+        "5432 itself; the mapping to 5433 is not rendered",
+    ):
+        assert expected in notes
+
+
+def test_quadlet_notes_name_resource_and_field(tmp_path: Path) -> None:
+    """Machine, probe and replicas: 0 are said, not dropped."""
+    notes = _notes(tmp_path, Target.QUADLET)
+    assert "Machine gpu: spec: not rendered" in "\n".join(notes)
+    assert any(n.startswith("DeviceMapping nv: spec.probe: not rendered") for n in notes)
+    assert "Workload web: spec.replicas: 0: no unit written" in notes
+    assert any(n.startswith("Workload api: spec.machine: not rendered") for n in notes)
+
+
+def test_compose_notes_name_resource_and_field(tmp_path: Path) -> None:
+    """Machine, probe and podman-only secret forms are said, not dropped."""
+    notes = "\n".join(_notes(tmp_path, Target.COMPOSE))
+    assert "Machine gpu: spec: not rendered" in notes
+    assert "DeviceMapping nv: spec.probe: not rendered" in notes
+    assert (
+        "Workload api: spec.secrets: hf-token as env HF_TOKEN is rendered as the file "
+        "/run/secrets/hf-token" in notes
+    )
+
+
+def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
+    """Resources, GPU resource, probes, ports, secrets and security land where Kubernetes reads them."""
+    import yaml
+
+    text = render(_everything(tmp_path), Target.KUBE).files["full.yaml"]
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(text)}
+    assert set(docs) == {
+        ("PersistentVolumeClaim", "full-dbdata"),
+        ("Deployment", "full-api"),
+        ("Service", "full-api"),
+        ("Deployment", "full-db"),
+        ("Service", "full-db"),
+        ("Deployment", "full-web"),
+    }
+    db = docs[("Deployment", "full-db")]["spec"]
+    assert db["replicas"] == 0  # state: stopped
+    assert db["template"]["metadata"]["labels"]["tier"] == "data"
+    startup = db["template"]["spec"]["containers"][0]["startupProbe"]
+    assert startup["failureThreshold"] == 3 + 4 and startup["periodSeconds"] == 5
+    db_pod = db["template"]["spec"]
+    assert db_pod["hostNetwork"] is True
+    assert db_pod["containers"][0]["ports"] == [{"containerPort": 5432, "protocol": "TCP"}]
+    pod = docs[("Deployment", "full-api")]["spec"]["template"]["spec"]
+    assert "hostNetwork" not in pod and pod["terminationGracePeriodSeconds"] == 20
+    c = pod["containers"][0]
+    assert c["resources"] == {"limits": {"cpu": "1500m", "memory": "2048Mi", "nvidia.com/gpu": 1}}
+    assert c["command"] == ["/bin/api", "--serve"]
+    assert {"name": "DRI", "value": "yes"} in c["env"]
+    assert {
+        "name": "HF_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "hf-token"}},
+    } in c["env"]
+    assert c["startupProbe"]["exec"]["command"][:2] == ["sh", "-c"]
+    assert c["securityContext"] == {
+        "privileged": True,
+        "capabilities": {"add": ["NET_ADMIN", "SYS_TIME"]},
+    }
+    assert {"containerPort": 9000, "protocol": "UDP", "hostPort": 9000, "hostIP": "127.0.0.1"} in c[
+        "ports"
+    ]
+    assert {"containerPort": 443, "protocol": "TCP", "hostPort": 9443, "hostIP": "::1"} in c[
+        "ports"
+    ]
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert mounts["/dev/dri/renderD128"]["name"] == "dev-zero"
+    assert mounts["/etc/cert.pem"]["subPath"] == "cert"
+    assert mounts["/run/secrets/plain"]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["dev-zero"]["hostPath"] == {"path": "/dev/zero", "type": "CharDevice"}
+    assert volumes["dbdata"]["persistentVolumeClaim"]["claimName"] == "full-dbdata"
+    assert "nvidia.com/gpu=all" not in text  # the mapping's resource replaced the CDI device
+    assert "TOKEN_PATH" in text and "/run/x" in text
+
+
+def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -> None:
+    """Numbered units per replica; a dependent Requires/After every replica of what it needs."""
+    files = render(_everything(tmp_path), Target.QUADLET).files
+    assert sorted(files) == [
+        "full-api-1.container",
+        "full-app.build",
+        "full-db-1.container",
+        "full-db-2.container",
+        "full-dbdata.volume",
+    ]
+    api = files["full-api-1.container"]
+    for line in (
+        "Requires=full-db-1.service",
+        "After=full-db-2.service",
+        "Image=full-app.build",
+        'Entrypoint=["/bin/api","--serve"]',
+        'Exec=--msg "it\'s 100%% $$HOME \\"q\\""',
+        'Environment="MODE=two words"',
+        "Secret=hf-token,type=env,target=HF_TOKEN",
+        "Secret=cert,type=mount,target=/etc/cert.pem",
+        "PublishPort=[::1]:9443:443",
+        "Volume=full-dbdata.volume:/data:ro",
+        "AddDevice=nvidia.com/gpu=all",
+        "AddDevice=/dev/dri",
+        "PodmanArgs=--memory=2048m",
+        "PodmanArgs=--cpus=1.5",
+        "PodmanArgs=--privileged",
+        "AddCapability=CAP_NET_ADMIN SYS_TIME",
+        "Network=bridge",
+        "RunInit=true",
+        "StopTimeout=20",
+        "Restart=always",
+    ):
+        assert line in api.splitlines(), line
+    db = files["full-db-2.container"]
+    assert "Notify=healthy" in db and "Pull=always" in db and "Restart=on-failure" in db
+    assert "Network=host" in db.splitlines()
+    assert "[Install]" not in db  # state: stopped: installed, not started at boot
+    assert "ContainerName=full-db-2" in db and "Label=io.podform.replica=2" in db
+
+
+def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
+    """Build, deploy, healthcheck, depends_on, ports and paths relative to the compose folder."""
+    import yaml
+
+    doc = yaml.safe_load(render(_everything(tmp_path), Target.COMPOSE, base=tmp_path).stream())
+    api = doc["services"]["api"]
+    assert api["build"] == {
+        "context": "./ctx",
+        "dockerfile": "Containerfile",
+        "args": {"V": "1"},
+        "target": "runtime",
+        "labels": {
+            "io.podform.stack": "full",
+            "io.podform.kind": "Image",
+            "io.podform.name": "app",
+        },
+    }
+    assert api["volumes"] == ["dbdata:/data:ro", "./models:/models:ro,z"]
+    assert api["deploy"] == {
+        "replicas": 1,
+        "resources": {"limits": {"memory": "2048m", "cpus": "1.5"}},
+    }
+    assert api["depends_on"] == {
+        "db": {"condition": "service_healthy"},
+        "web": {"condition": "service_started"},
+    }
+    assert {"target": 8080, "protocol": "tcp"} in api["ports"]
+    assert {"target": 443, "published": "9443", "host_ip": "::1", "protocol": "tcp"} in api["ports"]
+    assert "network_mode" not in api and api["privileged"] is True
+    assert doc["services"]["db"]["network_mode"] == "host"
+    assert doc["services"]["web"]["network_mode"] == "service:api"
+    assert doc["services"]["db"]["deploy"]["replicas"] == 0
+    assert doc["services"]["db"]["pull_policy"] == "always"
+    assert doc["services"]["db"]["healthcheck"]["start_period"] == "12s"
+    assert doc["volumes"]["dbdata"]["name"] == "dbdata"
+    assert doc["secrets"]["hf-token"] == {"name": "hf-token", "external": True}
+    assert api["secrets"] == ["hf-token", {"source": "cert", "target": "/etc/cert.pem"}, "plain"]
+
+
+@pytest.mark.parametrize(
+    ("text", "port"),
+    [
+        ("8080", PortMapping(8080, None, "", "tcp")),
+        ("8080:80", PortMapping(80, 8080, "", "tcp")),
+        ("127.0.0.1:9000:9000/udp", PortMapping(9000, 9000, "127.0.0.1", "udp")),
+        ("10.0.0.1::7000", PortMapping(7000, None, "10.0.0.1", "tcp")),
+        ("[::1]:9443:443/tcp", PortMapping(443, 9443, "::1", "tcp")),
+        ("[fe80::1]::53/udp", PortMapping(53, None, "fe80::1", "udp")),
+    ],
+)
+def test_ports_parse_in_every_form_the_schema_admits(text: str, port: PortMapping) -> None:
+    """C, H:C, IP:H:C, IP::C and [IPv6]:H:C, with a protocol."""
+    assert parse_port(text) == port
+
+
+def test_small_value_forms() -> None:
+    """Durations in compose/Podman text; devices split into host, container and permissions."""
+    assert [duration(v) for v in (0.5, 30, 90, 3600, 0)] == ["500ms", "30s", "1m30s", "1h", "0s"]
+    assert split_device("/dev/dri") == ("/dev/dri", "/dev/dri", None)
+    assert split_device("/dev/zero:/dev/x:rw") == ("/dev/zero", "/dev/x", "rw")
+    assert split_device("/dev/kfd:rwm") == ("/dev/kfd", "/dev/kfd", "rwm")
+    assert str(Note("Workload a", "spec.init", "x")) == "Workload a: spec.init: x"
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "m"
+    path.mkdir()
+    (path / "stack.yaml").write_text(textwrap.dedent(text))
+    return path
+
+
+_NO_PODMAN = {"CONTAINER_HOST": "unix:///nonexistent/podman.sock"}
+
+
+def test_render_command_prints_yaml_and_warnings_needing_no_podman(tmp_path: Path) -> None:
+    """Exit 0, kube YAML on stdout, each note on stderr naming resource and field; no Podman."""
+    done = podform_subprocess(
+        "render", "-f", str(EXAMPLES / "hello"), "--to", "kube", env=_NO_PODMAN
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == _golden_text_for_cli("hello", Target.KUBE)
+    assert "warning: render kube: Workload worker: spec.dependsOn:" in done.stderr
+
+
+def _golden_text_for_cli(example: str, target: Target) -> str:
+    return (GOLDEN / example / str(target) / f"{example}.yaml").read_text().replace(REPO, str(ROOT))
+
+
+def test_render_command_writes_a_folder(tmp_path: Path) -> None:
+    """-o DIR writes compose.yaml / one unit per object there."""
+    out = tmp_path / "out"
+    done = podform_subprocess(
+        "render", "-f", str(EXAMPLES / "hello"), "--to", "quadlet", "-o", str(out), env=_NO_PODMAN
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hello-hello-data.volume",
+        "hello-site.build",
+        "hello-web-1.container",
+        "hello-worker-1.container",
+    ]
+    done = podform_subprocess(
+        "render", "-f", str(EXAMPLES / "hello"), "--to", "compose", "-o", str(out), env=_NO_PODMAN
+    )
+    assert done.returncode == 0 and (out / "compose.yaml").read_text().startswith("name: hello\n")
+
+
+def test_quadlet_to_stdout_is_refused(tmp_path: Path) -> None:
+    """Quadlet is one file per unit: without -o DIR it exits 1 and writes nothing."""
+    done = podform_subprocess("render", "-f", str(EXAMPLES / "hello"), "--to", "quadlet")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "-o DIR" in done.stderr
+
+
+def test_invalid_manifests_render_nothing(tmp_path: Path) -> None:
+    """All-or-nothing: one bad document means exit 1, no output, the problem on stderr."""
+    path = _write(
+        tmp_path,
+        """\
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: ok}
+        spec: {image: "docker.io/x/y:1"}
+        ---
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: bad}
+        spec: {image: "docker.io/x/y:1", replicas: many}
+        """,
+    )
+    out = tmp_path / "out"
+    done = podform_subprocess("render", "-f", str(path), "--to", "compose", "-o", str(out))
+    assert done.returncode == 1 and done.stdout == ""
+    assert "replicas" in done.stderr and not out.exists()
+
+
+def test_kubernetes_names_that_a_cluster_would_refuse_are_warned(tmp_path: Path) -> None:
+    """A Service name must be a DNS label starting with a letter: `<stack>-<name>` is checked."""
+    path = _write(
+        tmp_path,
+        """\
+        apiVersion: podform/v1
+        kind: Stack
+        metadata: {name: 1st}
+        ---
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: web}
+        spec: {image: "docker.io/x/y:1", ports: ["8080:80"], restart: always}
+        """,
+    )
+    notes = [str(n) for n in render(load_desired([str(path)]), Target.KUBE).notes]
+    assert notes == [
+        "Service 1st-web: metadata.name: is not a valid Kubernetes name (a Service needs a DNS "
+        "label of at most 63 characters starting with a letter): shorten the stack or resource "
+        "name"
+    ]
+
+
+def test_render_reads_manifests_from_stdin(tmp_path: Path) -> None:
+    """`-f -` works as for validate: the compose file for the piped stack on stdout."""
+    text = (EXAMPLES / "linux-nvidia" / "stack.yaml").read_text()
+    text = text.replace("./models:", "models:").replace("{name: llama-cuda}", "{name: piped}")
+    done = podform_subprocess("render", "-f", "-", "--to", "compose", input=text, env=_NO_PODMAN)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("name: piped\n") and "- models:/models:ro\n" in done.stdout
+
+
+def test_a_workload_joining_anothers_network_starts_after_it(tmp_path: Path) -> None:
+    """network: container:W -> Quadlet joins W's first replica and requires its unit."""
+    path = _write(
+        tmp_path,
+        """\
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: vpn}
+        spec: {image: "docker.io/x/vpn:1"}
+        ---
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: app}
+        spec: {image: "docker.io/x/app:1", network: "container:vpn"}
+        """,
+    )
+    desired = load_desired([str(path)])
+    app = render(desired, Target.QUADLET).files["default-app-1.container"].splitlines()
+    assert "Network=container:default-vpn-1" in app
+    assert "Requires=default-vpn-1.service" in app and "After=default-vpn-1.service" in app
+    compose = render(desired, Target.COMPOSE).stream()
+    assert "network_mode: service:vpn\n" in compose
