@@ -20,7 +20,7 @@ from reconciler.render import Note, Target, render
 from reconciler.render import compose as compose_target
 from reconciler.render import kube as kube_target
 from reconciler.render import quadlet as quadlet_target
-from reconciler.render.common import PortMapping, duration, parse_port, split_device
+from reconciler.render.common import duration, split_device
 from reconciler.runtime.orchestrator import load_desired
 
 ROOT = Path(__file__).parent.parent
@@ -76,7 +76,6 @@ spec:
   healthcheck: {command: [pg_isready], interval: 5s, timeout: 2s, retries: 4, startPeriod: 12s}
   volumes: ["dbdata:/var/lib/db:Z"]
   network: host
-  ports: ["5433:5432"]
   replicas: 2
   state: stopped
   restart: on-failure
@@ -96,7 +95,7 @@ spec:
   devices: [nv, dri, "/dev/zero:/dev/dri/renderD128:rw", vendor.com/fpga=1]
   resources: {memory: 2GiB, cpus: 1.5}
   restart: always
-  dependsOn: [{name: db, condition: healthy}, web]
+  dependsOn: [{name: db, condition: healthy}, llm]
   init: true
   stopTimeout: 20s
   privileged: true
@@ -109,6 +108,59 @@ spec:
   image: docker.io/library/nginx:1
   network: container:api
   replicas: 0
+---
+apiVersion: podform/v1
+kind: Network
+metadata: {name: back}
+spec: {internal: true, dns: false, subnet: 10.89.7.0/24}
+---
+apiVersion: podform/v1
+kind: Network
+metadata: {name: front}
+---
+apiVersion: podform/v1
+kind: Secret
+metadata: {name: key}
+spec: {file: ./key.txt}
+---
+apiVersion: podform/v1
+kind: Secret
+metadata: {name: tok}
+spec: {env: TOK}
+---
+apiVersion: podform/v1
+kind: DeviceMapping
+metadata: {name: amd}
+spec:
+  devices: [/dev/kfd, {path: /dev/infiniband, optional: true}]
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: llm}
+spec:
+  image: docker.io/x/llm:1
+  envFile: [./llm.env]
+  env: {SHOWN: "1"}
+  secrets: [{name: key}, {name: tok, env: TOK}]
+  devices: [amd]
+  networks: [back, {name: front, aliases: [model]}]
+  user: "1000:video"
+  groupAdd: [video, 44]
+  userns: keep-id
+  securityOpt: [label=disable, no-new-privileges, seccomp=unconfined, apparmor=unconfined]
+  capDrop: [ALL]
+  shmSize: 2GiB
+  ipc: host
+  ulimits: {memlock: -1, nofile: "1024:65536"}
+  pidsLimit: 500
+  readOnly: true
+  tmpfs: ["/tmp:size=64m,mode=1777"]
+  workdir: /srv
+  hostname: llm
+  extraHosts: ["db.local:10.0.0.5", "gw:host-gateway"]
+  dns: [1.1.1.1]
+  stopSignal: INT
+  logging: {driver: journald, options: {tag: llm}}
 """
 
 
@@ -116,6 +168,8 @@ def _everything(tmp_path: Path) -> Desired:
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "Containerfile").write_text("FROM scratch\n")
     (tmp_path / "models").mkdir()
+    (tmp_path / "key.txt").write_text("not-rendered-key\n")
+    (tmp_path / "llm.env").write_text("FROM_FILE=not-rendered-value\n")
     (tmp_path / "stack.yaml").write_text(EVERYTHING)
     return load_desired([str(tmp_path)])
 
@@ -187,7 +241,7 @@ def test_kube_notes_name_resource_and_field_for_what_kubernetes_cannot_express(
         "Machine gpu: spec: not rendered",
         "Image app: spec.build: not rendered",
         "Workload db: spec.restart: 'on-failure' is not rendered",
-        "Workload api: spec.dependsOn: not rendered (db, web)",
+        "Workload api: spec.dependsOn: not rendered (db, llm)",
         "Workload api: spec.init: not rendered",
         "Workload api: spec.machine: not rendered ('gpu')",
         "Workload api: spec.devices: vendor.com/fpga=1 (spec.devices) is not rendered",
@@ -197,8 +251,6 @@ def test_kube_notes_name_resource_and_field_for_what_kubernetes_cannot_express(
         "Workload api: spec.ports: '8080': a host port chosen at random",
         "DeviceMapping nv: spec.probe.expect: checked through `sh -c",
         "Workload web: spec.network: 'container:api' is not rendered",
-        "Workload db: spec.ports: '5433:5432': with the host network the container listens on "
-        "5432 itself; the mapping to 5433 is not rendered",
     ):
         assert expected in notes
 
@@ -234,7 +286,6 @@ def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
         ("Deployment", "full-api"),
         ("Service", "full-api"),
         ("Deployment", "full-db"),
-        ("Service", "full-db"),
         ("Deployment", "full-web"),
     }
     db = docs[("Deployment", "full-db")]["spec"]
@@ -244,7 +295,6 @@ def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
     assert startup["failureThreshold"] == 3 + 4 and startup["periodSeconds"] == 5
     db_pod = db["template"]["spec"]
     assert db_pod["hostNetwork"] is True
-    assert db_pod["containers"][0]["ports"] == [{"containerPort": 5432, "protocol": "TCP"}]
     pod = docs[("Deployment", "full-api")]["spec"]["template"]["spec"]
     assert "hostNetwork" not in pod and pod["terminationGracePeriodSeconds"] == 20
     c = pod["containers"][0]
@@ -305,7 +355,8 @@ def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -
         "PodmanArgs=--cpus=1.5",
         "PodmanArgs=--privileged",
         "AddCapability=CAP_NET_ADMIN SYS_TIME",
-        "Network=bridge",
+        "Network=full.network",
+        "NetworkAlias=api",
         "RunInit=true",
         "StopTimeout=20",
         "Restart=always",
@@ -342,7 +393,7 @@ def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
     }
     assert api["depends_on"] == {
         "db": {"condition": "service_healthy"},
-        "web": {"condition": "service_started"},
+        "llm": {"condition": "service_started"},
     }
     assert {"target": 8080, "protocol": "tcp"} in api["ports"]
     assert {"target": 443, "published": "9443", "host_ip": "::1", "protocol": "tcp"} in api["ports"]
@@ -355,22 +406,6 @@ def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
     assert doc["volumes"]["dbdata"]["name"] == "dbdata"
     assert doc["secrets"]["hf-token"] == {"name": "hf-token", "external": True}
     assert api["secrets"] == ["hf-token", {"source": "cert", "target": "/etc/cert.pem"}, "plain"]
-
-
-@pytest.mark.parametrize(
-    ("text", "port"),
-    [
-        ("8080", PortMapping(8080, None, "", "tcp")),
-        ("8080:80", PortMapping(80, 8080, "", "tcp")),
-        ("127.0.0.1:9000:9000/udp", PortMapping(9000, 9000, "127.0.0.1", "udp")),
-        ("10.0.0.1::7000", PortMapping(7000, None, "10.0.0.1", "tcp")),
-        ("[::1]:9443:443/tcp", PortMapping(443, 9443, "::1", "tcp")),
-        ("[fe80::1]::53/udp", PortMapping(53, None, "fe80::1", "udp")),
-    ],
-)
-def test_ports_parse_in_every_form_the_schema_admits(text: str, port: PortMapping) -> None:
-    """C, H:C, IP:H:C, IP::C and [IPv6]:H:C, with a protocol."""
-    assert parse_port(text) == port
 
 
 def test_small_value_forms() -> None:
