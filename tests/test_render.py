@@ -182,7 +182,7 @@ def _render_example(name: str, target: Target) -> dict[str, str]:
     folder = EXAMPLES / name
     rendering = render(load_desired([str(folder)]), target, base=folder)
     files = {n: _golden_text(t) for n, t in rendering.files.items()}
-    files["notes.txt"] = "".join(f"{n}\n" for n in rendering.notes)
+    files["notes.txt"] = _golden_text("".join(f"{n}\n" for n in rendering.notes))
     return files
 
 
@@ -287,6 +287,7 @@ def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
         ("Service", "full-api"),
         ("Deployment", "full-db"),
         ("Deployment", "full-web"),
+        ("Deployment", "full-llm"),
     }
     db = docs[("Deployment", "full-db")]["spec"]
     assert db["replicas"] == 0  # state: stopped
@@ -326,6 +327,58 @@ def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
     assert "nvidia.com/gpu=all" not in text  # the mapping's resource replaced the CDI device
     assert "TOKEN_PATH" in text and "/run/x" in text
 
+    llm = docs[("Deployment", "full-llm")]["spec"]["template"]["spec"]
+    c = llm["containers"][0]
+    assert c["securityContext"] == {
+        "runAsUser": 1000,
+        "allowPrivilegeEscalation": False,
+        "seccompProfile": {"type": "Unconfined"},
+        "appArmorProfile": {"type": "Unconfined"},
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert c["workingDir"] == "/srv"
+    assert {
+        "name": "TOK",
+        "valueFrom": {"secretKeyRef": {"name": "full-tok", "key": "full-tok"}},
+    } in c["env"]
+    assert "FROM_FILE" not in text and "not-rendered-value" not in text  # env file: never values
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in llm["volumes"]}
+    assert volumes[mounts["/dev/shm"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": "2048Mi"}
+    assert volumes[mounts["/tmp"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
+    assert volumes[mounts["/run/secrets/full-key"]]["secret"] == {"secretName": "full-key"}
+    assert "/dev/kfd" in mounts and "/dev/infiniband" not in mounts  # optional: warned instead
+    assert llm["securityContext"] == {"supplementalGroups": [44]}
+    assert llm["hostIPC"] is True and llm["hostname"] == "llm"
+    assert llm["hostAliases"] == [{"ip": "10.0.0.5", "hostnames": ["db.local"]}]
+    assert llm["dnsPolicy"] == "None" and llm["dnsConfig"] == {"nameservers": ["1.1.1.1"]}
+
+
+def test_kube_notes_the_new_workload_fields_it_cannot_express(tmp_path: Path) -> None:
+    """Each new option, env file, optional device, network and Secret Kubernetes lacks is said."""
+    notes = "\n".join(_notes(tmp_path, Target.KUBE))
+    for expected in (
+        "Workload llm: spec.user: video not rendered",
+        "Workload llm: spec.groupAdd: video not rendered",
+        "Workload llm: spec.userns: 'keep-id' is not rendered",
+        "Workload llm: spec.ulimits: not rendered (memlock=-1:-1, nofile=1024:65536)",
+        "Workload llm: spec.pidsLimit: not rendered (500)",
+        "Workload llm: spec.stopSignal: not rendered (SIGINT)",
+        "Workload llm: spec.logging: not rendered (journald)",
+        "Workload llm: spec.envFile: not rendered (FROM_FILE from ",
+        "Workload llm: spec.devices: /dev/infiniband (DeviceMapping amd) is optional",
+        "Workload llm: spec.networks: not rendered (back (aliases llm), front (aliases llm, model))",
+        "Workload llm: spec.extraHosts: 'gw:host-gateway' is not rendered",
+        "Workload llm: spec.securityOpt: label=disable is not rendered",
+        "Workload llm: spec.tmpfs: /tmp:size=64m,mode=1777: options mode=1777",
+        "Network back: spec: not rendered (full-back)",
+        "Secret key: spec: not rendered: the cluster Secret full-key must exist",
+        "Stack full: network: the stack network is the cluster network",
+    ):
+        assert expected in notes, expected
+    assert "not-rendered-value" not in notes
+
 
 def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -> None:
     """Numbered units per replica; a dependent Requires/After every replica of what it needs."""
@@ -333,9 +386,13 @@ def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -
     assert sorted(files) == [
         "full-api-1.container",
         "full-app.build",
+        "full-back.network",
         "full-db-1.container",
         "full-db-2.container",
         "full-dbdata.volume",
+        "full-front.network",
+        "full-llm-1.container",
+        "full.network",
     ]
     api = files["full-api-1.container"]
     for line in (
@@ -369,11 +426,71 @@ def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -
     assert "ContainerName=full-db-2" in db and "Label=io.podform.replica=2" in db
 
 
+def test_quadlet_maps_the_container_options_networks_and_secrets(tmp_path: Path) -> None:
+    """Every option has its Quadlet key (PodmanArgs where 5.4 has none); networks are units."""
+    rendering = render(_everything(tmp_path), Target.QUADLET)
+    files = rendering.files
+    llm = files["full-llm-1.container"].splitlines()
+    for line in (
+        f"EnvironmentFile={tmp_path}/llm.env",
+        "Environment=SHOWN=1",
+        "Secret=full-key",
+        "Secret=full-tok,type=env,target=TOK",
+        "AddDevice=/dev/kfd",
+        "AddDevice=-/dev/infiniband",
+        "Network=full-back.network",
+        "Network=full-front.network",
+        "NetworkAlias=llm",
+        "NetworkAlias=model",
+        "User=1000",
+        "Group=video",
+        "GroupAdd=video",
+        "GroupAdd=44",
+        "UserNS=keep-id",
+        "SecurityLabelDisable=true",
+        "NoNewPrivileges=true",
+        "SeccompProfile=unconfined",
+        "PodmanArgs=--security-opt=apparmor=unconfined",
+        "DropCapability=ALL",
+        "ShmSize=2048m",
+        "PodmanArgs=--ipc=host",
+        "Ulimit=memlock=-1:-1",
+        "Ulimit=nofile=1024:65536",
+        "PidsLimit=500",
+        "ReadOnly=true",
+        "Tmpfs=/tmp:size=64m,mode=1777",
+        "WorkingDir=/srv",
+        "HostName=llm",
+        "AddHost=db.local:10.0.0.5",
+        "AddHost=gw:host-gateway",
+        "DNS=1.1.1.1",
+        "StopSignal=SIGINT",
+        "LogDriver=journald",
+        "LogOpt=tag=llm",
+    ):
+        assert line in llm, line
+    assert not any("FROM_FILE" in x for x in llm)
+    back = files["full-back.network"].splitlines()
+    for line in (
+        "NetworkName=full-back",
+        "Internal=true",
+        "DisableDNS=true",
+        "Subnet=10.89.7.0/24",
+        "Label=io.podform.name=back",
+    ):
+        assert line in back, line
+    assert "NetworkName=full" in files["full.network"].splitlines()
+    notes = [str(n) for n in rendering.notes]
+    assert any(n.startswith("Secret key: spec: not rendered: Quadlet has no secret") for n in notes)
+    assert any(n.startswith("Workload llm: spec.networks: Quadlet's NetworkAlias") for n in notes)
+
+
 def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
     """Build, deploy, healthcheck, depends_on, ports and paths relative to the compose folder."""
     import yaml
 
-    doc = yaml.safe_load(render(_everything(tmp_path), Target.COMPOSE, base=tmp_path).stream())
+    rendering = render(_everything(tmp_path), Target.COMPOSE, base=tmp_path)
+    doc = yaml.safe_load(rendering.stream())
     api = doc["services"]["api"]
     assert api["build"] == {
         "context": "./ctx",
@@ -406,6 +523,58 @@ def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
     assert doc["volumes"]["dbdata"]["name"] == "dbdata"
     assert doc["secrets"]["hf-token"] == {"name": "hf-token", "external": True}
     assert api["secrets"] == ["hf-token", {"source": "cert", "target": "/etc/cert.pem"}, "plain"]
+
+    llm = doc["services"]["llm"]
+    assert llm["env_file"] == ["./llm.env"] and llm["environment"] == {"SHOWN": "1"}
+    assert llm["secrets"] == ["full-key", "full-tok"] and llm["devices"] == ["/dev/kfd"]
+    assert llm["networks"] == {"back": None, "front": {"aliases": ["model"]}}
+    options = {
+        "user": "1000:video",
+        "group_add": ["video", "44"],
+        "userns_mode": "keep-id",
+        "security_opt": [
+            "label=disable",
+            "no-new-privileges",
+            "seccomp=unconfined",
+            "apparmor=unconfined",
+        ],
+        "cap_drop": ["ALL"],
+        "shm_size": "2048m",
+        "ipc": "host",
+        "ulimits": {"memlock": -1, "nofile": {"soft": 1024, "hard": 65536}},
+        "pids_limit": 500,
+        "read_only": True,
+        "tmpfs": ["/tmp:size=64m,mode=1777"],
+        "working_dir": "/srv",
+        "hostname": "llm",
+        "extra_hosts": ["db.local:10.0.0.5", "gw:host-gateway"],
+        "dns": ["1.1.1.1"],
+        "stop_signal": "SIGINT",
+        "logging": {"driver": "journald", "options": {"tag": "llm"}},
+        "labels": {
+            "io.podform.stack": "full",
+            "io.podform.kind": "Workload",
+            "io.podform.name": "llm",
+        },
+    }
+    assert {k: llm.get(k) for k in options} == options
+    assert doc["networks"]["default"]["name"] == "full"  # the stack network, podform's name
+    assert doc["networks"]["back"] == {
+        "name": "full-back",
+        "internal": True,
+        "ipam": {"config": [{"subnet": "10.89.7.0/24"}]},
+        "x-podman.disable_dns": True,
+        "labels": {
+            "io.podform.stack": "full",
+            "io.podform.kind": "Network",
+            "io.podform.name": "back",
+        },
+    }
+    assert doc["secrets"]["full-key"] == {"name": "full-key", "file": "./key.txt"}
+    assert doc["secrets"]["full-tok"] == {"name": "full-tok", "environment": "TOK"}
+    notes = "\n".join(str(n) for n in rendering.notes)
+    assert "Workload llm: spec.devices: /dev/infiniband optional: not rendered" in notes
+    assert "not-rendered-value" not in rendering.stream() + notes
 
 
 def test_small_value_forms() -> None:
@@ -456,6 +625,7 @@ def test_render_command_writes_a_folder(tmp_path: Path) -> None:
         "hello-site.build",
         "hello-web-1.container",
         "hello-worker-1.container",
+        "hello.network",
     ]
     done = podform_subprocess(
         "render", "-f", str(EXAMPLES / "hello"), "--to", "compose", "-o", str(out), env=_NO_PODMAN
@@ -508,7 +678,7 @@ def test_kubernetes_names_that_a_cluster_would_refuse_are_warned(tmp_path: Path)
         """,
     )
     notes = [str(n) for n in render(load_desired([str(path)]), Target.KUBE).notes]
-    assert notes == [
+    assert [n for n in notes if not n.startswith("Stack ")] == [
         "Service 1st-web: metadata.name: is not a valid Kubernetes name (a Service needs a DNS "
         "label of at most 63 characters starting with a letter): shorten the stack or resource "
         "name"
@@ -521,7 +691,7 @@ def test_render_reads_manifests_from_stdin(tmp_path: Path) -> None:
     text = text.replace("./models:", "models:").replace("{name: llama-cuda}", "{name: piped}")
     done = podform_subprocess("render", "-f", "-", "--to", "compose", input=text, env=_NO_PODMAN)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("name: piped\n") and "- models:/models:ro\n" in done.stdout
+    assert done.stdout.startswith("name: piped\n") and "- models:/models:ro,z\n" in done.stdout
 
 
 def test_a_workload_joining_anothers_network_starts_after_it(tmp_path: Path) -> None:

@@ -432,7 +432,7 @@ def test_quadlet_units_use_only_keys_podman_5_4_documents(tmp_path: Path) -> Non
                 keys = set(_sections(unit)[section])
                 assert keys <= allowed, f"{unit.name} [{section}]: {sorted(keys - allowed)}"
                 seen.add(unit.suffix)
-    assert seen == {".container", ".volume", ".build"}
+    assert seen == {".container", ".volume", ".build", ".network"}
 
 
 def _quadlet_binary() -> str | None:

@@ -83,6 +83,15 @@ def render_kube(desired: Desired) -> Rendering:
             )
             + " (a value is never written)",
         )
+    on_stack_network = sorted(n for n, w in desired.workloads.items() if w.network == "default")
+    if on_stack_network:
+        out.note(
+            f"Stack {stack}",
+            "network",
+            f"the stack network is the cluster network: workload names "
+            f"({', '.join(on_stack_network)}) do not resolve there; pods reach a workload "
+            f"through its Service {stack}-<workload>, rendered where it publishes ports",
+        )
     documents: list[dict[str, Any]] = []
     volumes = sorted(
         {m.source for w in desired.workloads.values() for m in w.volumes if not m.bind}
