@@ -462,19 +462,21 @@ def _security(w: Workload, out: Rendering) -> dict[str, Any]:
                 f"{', '.join(named)} not rendered: Kubernetes takes numeric user and group ids",
             )
     for opt in o.security_opt:
+        why = "Kubernetes has no such security setting"
         if opt == "no-new-privileges" and not w.privileged:
             security["allowPrivilegeEscalation"] = False
-        elif opt == "seccomp=unconfined":
+            continue
+        if opt == "seccomp=unconfined":
             security["seccompProfile"] = {"type": "Unconfined"}
-        elif opt == "apparmor=unconfined":
+            continue
+        if opt == "apparmor=unconfined":
             security["appArmorProfile"] = {"type": "Unconfined"}
-        else:
-            out.note(
-                who,
-                "spec.securityOpt",
-                f"{opt} is not rendered: Kubernetes has no such security setting"
-                + (" with privileged" if opt == "no-new-privileges" else ""),
-            )
+            continue
+        if opt == "no-new-privileges":
+            why = "a cluster refuses allowPrivilegeEscalation: false with privileged"
+        elif opt == "label=disable":
+            why = "Kubernetes cannot switch SELinux labelling off (seLinuxOptions sets a type)"
+        out.note(who, "spec.securityOpt", f"{opt} is not rendered: {why}")
     if o.read_only:
         security["readOnlyRootFilesystem"] = True
     return security
