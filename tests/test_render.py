@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from podman_env import podform_subprocess
 
 from reconciler.manifests.model import Desired, Workload
@@ -716,3 +717,36 @@ def test_a_workload_joining_anothers_network_starts_after_it(tmp_path: Path) -> 
     assert "Requires=default-vpn-1.service" in app and "After=default-vpn-1.service" in app
     compose = render(desired, Target.COMPOSE).stream()
     assert "network_mode: service:vpn\n" in compose
+
+
+def test_shared_ipc_and_podmans_bridge_keep_their_meaning_in_each_target(tmp_path: Path) -> None:
+    """ipc: container:W joins W's first replica (compose: service:W); bridge is not the stack's."""
+    path = _write(
+        tmp_path,
+        """\
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: shm}
+        spec: {image: "docker.io/x/shm:1", ipc: shareable, network: bridge}
+        ---
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: app}
+        spec: {image: "docker.io/x/app:1", ipc: "container:shm"}
+        """,
+    )
+    desired = load_desired([str(path)])
+    quadlet = render(desired, Target.QUADLET)
+    app = quadlet.files["default-app-1.container"].splitlines()
+    assert "PodmanArgs=--ipc=container:default-shm-1" in app
+    assert "Requires=default-shm-1.service" in app
+    assert "Network=bridge" in quadlet.files["default-shm-1.container"].splitlines()
+    assert "Network=default.network" in app
+    services = yaml.safe_load(render(desired, Target.COMPOSE).stream())["services"]
+    assert services["app"]["ipc"] == "service:shm" and services["shm"]["ipc"] == "shareable"
+    assert services["shm"]["network_mode"] == "bridge" and "network_mode" not in services["app"]
+    kube_notes = [str(n) for n in render(desired, Target.KUBE).notes]
+    assert (
+        "Workload shm: spec.ipc: 'shareable' is not rendered: a pod's IPC is its own or the host's"
+        in kube_notes
+    )
