@@ -44,3 +44,27 @@ def test_build_progress_is_logged_when_not_on_a_terminal(
     assert all(e["resource"] == "Image/app" for e in events if e.get("event") == "progress")
     assert any("COPY app.txt /app.txt" in line for line in lines), lines
     assert podman_cli("image", "exists", image_ref(stack_name, "app")) == ""
+
+
+def test_delete_volumes_keeps_a_volume_podform_did_not_create(
+    run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """delete --volumes removes only podform's volumes; a pre-existing one survives, named with why."""
+    mine, theirs = f"{stack_name}-data", f"{stack_name}-users"
+    podman_cli("volume", "create", theirs)
+    try:
+        podman_cli(
+            "run", "--rm", "-v", f"{theirs}:/d", busybox_image, "sh", "-c", "echo keep >/d/f"
+        )
+        volumes = [f"{mine}:/data", f"{theirs}:/users"]
+        d = write_stack(tmp_path / "m", stack_name, workload("db", busybox_image, volumes=volumes))
+        ok(run_podform("apply", "-f", str(d)))
+        done = run_podform("delete", "-f", str(d), "--volumes")
+        ok(done)
+        assert not volume_exists(mine)
+        assert volume_exists(theirs)
+        assert f"volume {theirs} kept: podform did not create it" in done.stdout
+        out = podman_cli("run", "--rm", "-v", f"{theirs}:/d", busybox_image, "cat", "/d/f")
+        assert out.strip() == "keep"
+    finally:
+        podman_cli("volume", "rm", "-f", theirs)

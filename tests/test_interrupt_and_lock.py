@@ -110,3 +110,49 @@ def test_concurrent_apply_fails_naming_the_holder(
     assert waited.returncode == 0, waited.stderr
     first.communicate(timeout=60)
     assert first.returncode == 0
+
+
+def test_sigint_with_parallel_1_stops_the_queue_of_replacements(
+    tmp_path: Path,
+    podman_socket: str,
+    busybox_image: str,
+    stack_name: str,
+    state_dir: Path,
+    run_podform: object,
+) -> None:
+    """apply --parallel 1 of 12 replacements, SIGINT: the running one finishes, the queued ones
+    are reported "not started" and never run, exit 130 within the running action's time."""
+    from test_apply_podman import workload, write_stack
+
+    def stack(version: str) -> Path:
+        # PID 1 sleep ignores SIGTERM: each replacement waits the 3 s stop timeout, so the
+        # queue takes over 36 s when it runs on after SIGINT.
+        ws = [
+            workload(f"w{n}", busybox_image, env={"V": version}, init=False, stopTimeout="3s")
+            for n in range(12)
+        ]
+        return write_stack(tmp_path / "m", stack_name, *ws)
+
+    first = run_podform("apply", "-f", str(stack("1")), "--parallel", "4")  # type: ignore[operator]
+    assert first.returncode == 0, first.stderr
+    before = container_ids(stack_name)
+    env = {**os.environ, "CONTAINER_HOST": podman_socket, "PODFORM_STATE_DIR": str(state_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "-f", str(stack("2")), "--parallel", "1"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_build(state_dir, proc, stack_name)  # the lock is taken; a replacement is running
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == 130, (out, err)
+    assert elapsed < 15, f"exit took {elapsed:.1f}s after SIGINT"  # one replacement, loaded host
+    after = container_ids(stack_name)
+    replaced = [n for n in before if after.get(n) != before[n]]
+    assert len(replaced) <= 2, replaced  # the running one (and at most one finishing its stop)
+    assert "not started" in out + err

@@ -30,6 +30,15 @@ def workload(base_dir: Path, **spec: Any) -> Document:
     return doc(base_dir, "Workload", {"image": "busybox:latest", **spec})
 
 
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home of the test's own, so the home rule does not depend on who runs the tests."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("HOME", str(path))
+    return path
+
+
 def check(document: Document, allow: bool = False) -> list[Issue]:
     return check_policy([document], allow_privileged=allow)
 
@@ -112,6 +121,22 @@ REFUSED_SOURCES = [
     ("/srv/podman-machine-default-api.sock", "socket"),
     ("/run", "contains the Podman/Docker socket"),
     ("/run/podman", "contains the Podman/Docker socket"),
+    # Issue 15: these validated before and let a container write into the host as root.
+    ("/usr", "/usr is a host system directory"),
+    ("/usr/bin", "/usr is a host system directory"),
+    ("/usr/local/share", "/usr is a host system directory"),
+    ("/lib", "/lib is a host system directory"),
+    ("/sbin", "/sbin is a host system directory"),
+    ("/opt", "/opt is a host system directory"),
+    ("/home", "/home is a host system directory"),
+    ("/var/spool/cron", "/var is a host system directory"),
+    ("/var/lib/containers", "/var is a host system directory"),
+    ("/srv/models", "outside the manifest's folder, your home and policy.allowedHostPaths"),
+    ("..", "outside the manifest's folder"),
+    ("~", "your home directory itself"),
+    ("~/", "your home directory itself"),
+    ("~/.config/systemd", "~/.config is a dot-directory at the top of your home"),
+    ("~/.bashrc", "~/.bashrc is a dot-directory"),
 ]
 
 
@@ -120,7 +145,7 @@ def test_sensitive_bind_sources_are_refused(tmp_path: Path, source: str, reason:
     """Binding host system paths or a container-engine socket is refused, naming why and the fix."""
     issues = check(workload(tmp_path, volumes=["models:/models", f"{source}:/data:ro"]))
     only(issues, "$.spec.volumes[1]", reason)
-    assert PRIVILEGE_FIX in issues[0].message
+    assert "spec.policy.allowPrivileged: true" in issues[0].message
 
 
 @pytest.mark.parametrize(("source", "reason"), REFUSED_SOURCES)
@@ -129,14 +154,87 @@ def test_allow_privileged_lifts_bind_source_rules(tmp_path: Path, source: str, r
     assert check(workload(tmp_path, volumes=[f"{source}:/data"]), allow=True) == []
 
 
-def test_home_ssh_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_home_ssh_is_refused(tmp_path: Path, home: Path) -> None:
     """~/.ssh and everything below it is refused, however it is spelled."""
-    home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
     for source in ("~/.ssh", "~/.ssh/id_ed25519", f"{home}/.ssh", "~/x/../.ssh"):
-        only(check(workload(tmp_path, volumes=[f"{source}:/k"])), "$.spec.volumes[0]", "SSH keys")
+        issues = check(workload(tmp_path, volumes=[f"{source}:/k"]))
+        only(issues, "$.spec.volumes[0]", "~/.ssh is a dot-directory at the top of your home")
     assert check(workload(tmp_path, volumes=["~/models:/models"])) == []
+
+
+def test_home_dot_directory_is_refused_even_from_a_manifest_in_home(home: Path) -> None:
+    """A manifest kept in the home itself does not make ./.ssh or . (the home) bindable."""
+    for source in ("./.ssh", ".", "./.config/x"):
+        issues = check(workload(home, volumes=[f"{source}:/k"]))
+        assert len(issues) == 1 and "home" in issues[0].message, issues
+    assert check(workload(home, volumes=["./models:/m"])) == []
+
+
+def test_manifest_inside_a_home_dot_directory_binds_its_own_files(home: Path) -> None:
+    """~/.config/podform/stack.yaml may bind ./data, but not its sibling ~/.config/other."""
+    folder = home / ".config" / "podform"
+    folder.mkdir(parents=True)
+    assert check(workload(folder, volumes=["./data:/d"])) == []
+    only(check(workload(folder, volumes=["../other:/o"])), "$.spec.volumes[0]", "~/.config")
+
+
+def test_symlink_out_of_home_is_judged_by_its_target(tmp_path: Path, home: Path) -> None:
+    """A link inside the home pointing at /usr/bin is refused like /usr/bin itself."""
+    (home / "tools").symlink_to("/usr/bin")
+    issues = check(workload(tmp_path, volumes=["~/tools:/t"]))
+    only(issues, "$.spec.volumes[0]", "/usr is a host system directory")
+
+
+def stack(base_dir: Path, *paths: str) -> Document:
+    spec = {"policy": {"allowedHostPaths": list(paths)}}
+    return Document(
+        file="s.yaml",
+        index=0,
+        data={"apiVersion": "podform/v1", "kind": "Stack", "metadata": {"name": "s"}, "spec": spec},
+        base_dir=base_dir,
+    )
+
+
+def test_allowed_host_paths_admit_folders_outside_the_defaults(tmp_path: Path) -> None:
+    """policy.allowedHostPaths admits binds below its entries (absolute or relative), nothing more."""
+    models = tmp_path / "srv" / "models"
+    models.mkdir(parents=True)
+    folder = tmp_path / "deploy"
+    folder.mkdir()
+    docs = [
+        stack(folder, str(models), "../shared"),
+        workload(folder, volumes=[f"{models}/llama:/m", "../shared/x:/s", "../other:/o"]),
+    ]
+    issues = check_policy(docs, allow_privileged=False)
+    assert [i.json_path for i in issues] == ["$.spec.volumes[2]"], issues
+    assert "allowedHostPaths" in issues[0].message
+
+
+def test_allowed_host_paths_cannot_admit_sockets_or_root(tmp_path: Path) -> None:
+    """Listing / is an error, and a socket under a listed folder is still refused."""
+    docs = [
+        stack(tmp_path, "/", "/run"),
+        workload(tmp_path, volumes=["/run/podman/podman.sock:/s", "/run/x:/x"]),
+    ]
+    issues = check_policy(docs, allow_privileged=False)
+    assert [i.json_path for i in issues] == [
+        "$.spec.policy.allowedHostPaths[0]",
+        "$.spec.volumes[0]",
+    ], issues
+    assert "allowPrivileged" in issues[0].message and "socket" in issues[1].message
+
+
+def test_machine_volume_targets_are_bindable_by_its_workloads(tmp_path: Path) -> None:
+    """A workload on machine gpu may bind /models when gpu mounts a volume there; others may not."""
+    machine = doc(
+        tmp_path, "Machine", {"volumes": ["~/models:/models:ro", "/srv/data"]}, name="gpu"
+    )
+    on_gpu = workload(tmp_path, machine="gpu", volumes=["/models/m:/m", "/srv/data/x:/d"])
+    elsewhere = workload(tmp_path, volumes=["/models/m:/m"])
+    assert check_policy([machine, on_gpu], allow_privileged=False) == []
+    issues = check_policy([machine, elsewhere], allow_privileged=False)
+    assert [i.json_path for i in issues] == ["$.spec.volumes[0]"]
 
 
 def test_runtime_dir_socket_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,7 +277,7 @@ def test_checkout_below_a_system_directory_may_bind_its_own_files(
 
 def test_relabelling_a_protected_path_is_refused_even_when_privileged(tmp_path: Path) -> None:
     """:z/:Z on a protected host path would relabel the host's own files: never allowed."""
-    for volume in ("/etc:/etc:Z", "/root:/r:ro,z"):
+    for volume in ("/etc:/etc:Z", "/root:/r:ro,z", "/usr/share:/u:z", "~:/h:Z"):
         issues = check(workload(tmp_path, volumes=[volume]), allow=True)
         only(issues, "$.spec.volumes[0]", "relabelling")
     assert check(workload(tmp_path, volumes=["./data:/data:Z"])) == []
@@ -550,3 +648,22 @@ def test_find_repo_root(tmp_path: Path) -> None:
 def test_is_bind_source(source: str, is_path: bool) -> None:
     """A volume source is a path when it looks like one; anything else names a volume."""
     assert is_bind_source(source) is is_path
+
+
+def test_host_path_error_names_file_line_col_and_the_rule(tmp_path: Path) -> None:
+    """A refused bind read from a file is reported at its file:line:col with the rule spelled out."""
+    from reconciler.errors import InvalidInput
+    from reconciler.manifests.loader import load_manifests
+    from reconciler.manifests.model import build_desired
+
+    manifest = tmp_path / "stack.yaml"
+    manifest.write_text(
+        "apiVersion: podform/v1\nkind: Workload\nmetadata: {name: web}\n"
+        "spec:\n  image: busybox:latest\n  volumes:\n    - /usr/local/share:/s\n"
+    )
+    with pytest.raises(InvalidInput) as caught:
+        build_desired(load_manifests([str(manifest)]))
+    (issue,) = caught.value.issues
+    assert str(issue).startswith(f'{manifest}:7:7: Workload "web": $.spec.volumes[0]: ')
+    assert "/usr is a host system directory" in issue.message
+    assert "allowedHostPaths" in issue.message and "allowPrivileged" in issue.message

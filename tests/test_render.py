@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from podman_env import podform_subprocess
 
 from reconciler.manifests.model import Desired, Workload
@@ -20,7 +21,7 @@ from reconciler.render import Note, Target, render
 from reconciler.render import compose as compose_target
 from reconciler.render import kube as kube_target
 from reconciler.render import quadlet as quadlet_target
-from reconciler.render.common import PortMapping, duration, parse_port, split_device
+from reconciler.render.common import duration, split_device
 from reconciler.runtime.orchestrator import load_desired
 
 ROOT = Path(__file__).parent.parent
@@ -76,7 +77,6 @@ spec:
   healthcheck: {command: [pg_isready], interval: 5s, timeout: 2s, retries: 4, startPeriod: 12s}
   volumes: ["dbdata:/var/lib/db:Z"]
   network: host
-  ports: ["5433:5432"]
   replicas: 2
   state: stopped
   restart: on-failure
@@ -96,7 +96,7 @@ spec:
   devices: [nv, dri, "/dev/zero:/dev/dri/renderD128:rw", vendor.com/fpga=1]
   resources: {memory: 2GiB, cpus: 1.5}
   restart: always
-  dependsOn: [{name: db, condition: healthy}, web]
+  dependsOn: [{name: db, condition: healthy}, llm]
   init: true
   stopTimeout: 20s
   privileged: true
@@ -109,6 +109,59 @@ spec:
   image: docker.io/library/nginx:1
   network: container:api
   replicas: 0
+---
+apiVersion: podform/v1
+kind: Network
+metadata: {name: back}
+spec: {internal: true, dns: false, subnet: 10.89.7.0/24}
+---
+apiVersion: podform/v1
+kind: Network
+metadata: {name: front}
+---
+apiVersion: podform/v1
+kind: Secret
+metadata: {name: key}
+spec: {file: ./key.txt}
+---
+apiVersion: podform/v1
+kind: Secret
+metadata: {name: tok}
+spec: {env: TOK}
+---
+apiVersion: podform/v1
+kind: DeviceMapping
+metadata: {name: amd}
+spec:
+  devices: [/dev/kfd, {path: /dev/infiniband, optional: true}]
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: llm}
+spec:
+  image: docker.io/x/llm:1
+  envFile: [./llm.env]
+  env: {SHOWN: "1"}
+  secrets: [{name: key}, {name: tok, env: TOK}]
+  devices: [amd]
+  networks: [back, {name: front, aliases: [model]}]
+  user: "1000:video"
+  groupAdd: [video, 44]
+  userns: keep-id
+  securityOpt: [label=disable, no-new-privileges, seccomp=unconfined, apparmor=unconfined]
+  capDrop: [ALL]
+  shmSize: 2GiB
+  ipc: host
+  ulimits: {memlock: -1, nofile: "1024:65536"}
+  pidsLimit: 500
+  readOnly: true
+  tmpfs: ["/tmp:size=64m,mode=1777"]
+  workdir: /srv
+  hostname: llm
+  extraHosts: ["db.local:10.0.0.5", "gw:host-gateway"]
+  dns: [1.1.1.1]
+  stopSignal: INT
+  logging: {driver: journald, options: {tag: llm}}
 """
 
 
@@ -116,6 +169,8 @@ def _everything(tmp_path: Path) -> Desired:
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "Containerfile").write_text("FROM scratch\n")
     (tmp_path / "models").mkdir()
+    (tmp_path / "key.txt").write_text("not-rendered-key\n")
+    (tmp_path / "llm.env").write_text("FROM_FILE=not-rendered-value\n")
     (tmp_path / "stack.yaml").write_text(EVERYTHING)
     return load_desired([str(tmp_path)])
 
@@ -128,7 +183,7 @@ def _render_example(name: str, target: Target) -> dict[str, str]:
     folder = EXAMPLES / name
     rendering = render(load_desired([str(folder)]), target, base=folder)
     files = {n: _golden_text(t) for n, t in rendering.files.items()}
-    files["notes.txt"] = "".join(f"{n}\n" for n in rendering.notes)
+    files["notes.txt"] = _golden_text("".join(f"{n}\n" for n in rendering.notes))
     return files
 
 
@@ -187,7 +242,7 @@ def test_kube_notes_name_resource_and_field_for_what_kubernetes_cannot_express(
         "Machine gpu: spec: not rendered",
         "Image app: spec.build: not rendered",
         "Workload db: spec.restart: 'on-failure' is not rendered",
-        "Workload api: spec.dependsOn: not rendered (db, web)",
+        "Workload api: spec.dependsOn: not rendered (db, llm)",
         "Workload api: spec.init: not rendered",
         "Workload api: spec.machine: not rendered ('gpu')",
         "Workload api: spec.devices: vendor.com/fpga=1 (spec.devices) is not rendered",
@@ -197,8 +252,6 @@ def test_kube_notes_name_resource_and_field_for_what_kubernetes_cannot_express(
         "Workload api: spec.ports: '8080': a host port chosen at random",
         "DeviceMapping nv: spec.probe.expect: checked through `sh -c",
         "Workload web: spec.network: 'container:api' is not rendered",
-        "Workload db: spec.ports: '5433:5432': with the host network the container listens on "
-        "5432 itself; the mapping to 5433 is not rendered",
     ):
         assert expected in notes
 
@@ -234,8 +287,8 @@ def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
         ("Deployment", "full-api"),
         ("Service", "full-api"),
         ("Deployment", "full-db"),
-        ("Service", "full-db"),
         ("Deployment", "full-web"),
+        ("Deployment", "full-llm"),
     }
     db = docs[("Deployment", "full-db")]["spec"]
     assert db["replicas"] == 0  # state: stopped
@@ -244,7 +297,6 @@ def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
     assert startup["failureThreshold"] == 3 + 4 and startup["periodSeconds"] == 5
     db_pod = db["template"]["spec"]
     assert db_pod["hostNetwork"] is True
-    assert db_pod["containers"][0]["ports"] == [{"containerPort": 5432, "protocol": "TCP"}]
     pod = docs[("Deployment", "full-api")]["spec"]["template"]["spec"]
     assert "hostNetwork" not in pod and pod["terminationGracePeriodSeconds"] == 20
     c = pod["containers"][0]
@@ -276,6 +328,58 @@ def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
     assert "nvidia.com/gpu=all" not in text  # the mapping's resource replaced the CDI device
     assert "TOKEN_PATH" in text and "/run/x" in text
 
+    llm = docs[("Deployment", "full-llm")]["spec"]["template"]["spec"]
+    c = llm["containers"][0]
+    assert c["securityContext"] == {
+        "runAsUser": 1000,
+        "allowPrivilegeEscalation": False,
+        "seccompProfile": {"type": "Unconfined"},
+        "appArmorProfile": {"type": "Unconfined"},
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert c["workingDir"] == "/srv"
+    assert {
+        "name": "TOK",
+        "valueFrom": {"secretKeyRef": {"name": "full-tok", "key": "full-tok"}},
+    } in c["env"]
+    assert "FROM_FILE" not in text and "not-rendered-value" not in text  # env file: never values
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in llm["volumes"]}
+    assert volumes[mounts["/dev/shm"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": "2048Mi"}
+    assert volumes[mounts["/tmp"]]["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
+    assert volumes[mounts["/run/secrets/full-key"]]["secret"] == {"secretName": "full-key"}
+    assert "/dev/kfd" in mounts and "/dev/infiniband" not in mounts  # optional: warned instead
+    assert llm["securityContext"] == {"supplementalGroups": [44]}
+    assert llm["hostIPC"] is True and llm["hostname"] == "llm"
+    assert llm["hostAliases"] == [{"ip": "10.0.0.5", "hostnames": ["db.local"]}]
+    assert llm["dnsPolicy"] == "None" and llm["dnsConfig"] == {"nameservers": ["1.1.1.1"]}
+
+
+def test_kube_notes_the_new_workload_fields_it_cannot_express(tmp_path: Path) -> None:
+    """Each new option, env file, optional device, network and Secret Kubernetes lacks is said."""
+    notes = "\n".join(_notes(tmp_path, Target.KUBE))
+    for expected in (
+        "Workload llm: spec.user: video not rendered",
+        "Workload llm: spec.groupAdd: video not rendered",
+        "Workload llm: spec.userns: 'keep-id' is not rendered",
+        "Workload llm: spec.ulimits: not rendered (memlock=-1:-1, nofile=1024:65536)",
+        "Workload llm: spec.pidsLimit: not rendered (500)",
+        "Workload llm: spec.stopSignal: not rendered (SIGINT)",
+        "Workload llm: spec.logging: not rendered (journald)",
+        "Workload llm: spec.envFile: not rendered (FROM_FILE from ",
+        "Workload llm: spec.devices: /dev/infiniband (DeviceMapping amd) is optional",
+        "Workload llm: spec.networks: not rendered (back (aliases llm), front (aliases llm, model))",
+        "Workload llm: spec.extraHosts: 'gw:host-gateway' is not rendered",
+        "Workload llm: spec.securityOpt: label=disable is not rendered",
+        "Workload llm: spec.tmpfs: /tmp:size=64m,mode=1777: options mode=1777",
+        "Network back: spec: not rendered (full-back)",
+        "Secret key: spec: not rendered: the cluster Secret full-key must exist",
+        "Stack full: network: the stack network is the cluster network",
+    ):
+        assert expected in notes, expected
+    assert "not-rendered-value" not in notes
+
 
 def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -> None:
     """Numbered units per replica; a dependent Requires/After every replica of what it needs."""
@@ -283,9 +387,13 @@ def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -
     assert sorted(files) == [
         "full-api-1.container",
         "full-app.build",
+        "full-back.network",
         "full-db-1.container",
         "full-db-2.container",
         "full-dbdata.volume",
+        "full-front.network",
+        "full-llm-1.container",
+        "full.network",
     ]
     api = files["full-api-1.container"]
     for line in (
@@ -305,7 +413,8 @@ def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -
         "PodmanArgs=--cpus=1.5",
         "PodmanArgs=--privileged",
         "AddCapability=CAP_NET_ADMIN SYS_TIME",
-        "Network=bridge",
+        "Network=full.network",
+        "NetworkAlias=api",
         "RunInit=true",
         "StopTimeout=20",
         "Restart=always",
@@ -318,11 +427,71 @@ def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -
     assert "ContainerName=full-db-2" in db and "Label=io.podform.replica=2" in db
 
 
+def test_quadlet_maps_the_container_options_networks_and_secrets(tmp_path: Path) -> None:
+    """Every option has its Quadlet key (PodmanArgs where 5.4 has none); networks are units."""
+    rendering = render(_everything(tmp_path), Target.QUADLET)
+    files = rendering.files
+    llm = files["full-llm-1.container"].splitlines()
+    for line in (
+        f"EnvironmentFile={tmp_path}/llm.env",
+        "Environment=SHOWN=1",
+        "Secret=full-key",
+        "Secret=full-tok,type=env,target=TOK",
+        "AddDevice=/dev/kfd",
+        "AddDevice=-/dev/infiniband",
+        "Network=full-back.network",
+        "Network=full-front.network",
+        "NetworkAlias=llm",
+        "NetworkAlias=model",
+        "User=1000",
+        "Group=video",
+        "GroupAdd=video",
+        "GroupAdd=44",
+        "UserNS=keep-id",
+        "SecurityLabelDisable=true",
+        "NoNewPrivileges=true",
+        "SeccompProfile=unconfined",
+        "PodmanArgs=--security-opt=apparmor=unconfined",
+        "DropCapability=ALL",
+        "ShmSize=2048m",
+        "PodmanArgs=--ipc=host",
+        "Ulimit=memlock=-1:-1",
+        "Ulimit=nofile=1024:65536",
+        "PidsLimit=500",
+        "ReadOnly=true",
+        "Tmpfs=/tmp:size=64m,mode=1777",
+        "WorkingDir=/srv",
+        "HostName=llm",
+        "AddHost=db.local:10.0.0.5",
+        "AddHost=gw:host-gateway",
+        "DNS=1.1.1.1",
+        "StopSignal=SIGINT",
+        "LogDriver=journald",
+        "LogOpt=tag=llm",
+    ):
+        assert line in llm, line
+    assert not any("FROM_FILE" in x for x in llm)
+    back = files["full-back.network"].splitlines()
+    for line in (
+        "NetworkName=full-back",
+        "Internal=true",
+        "DisableDNS=true",
+        "Subnet=10.89.7.0/24",
+        "Label=io.podform.name=back",
+    ):
+        assert line in back, line
+    assert "NetworkName=full" in files["full.network"].splitlines()
+    notes = [str(n) for n in rendering.notes]
+    assert any(n.startswith("Secret key: spec: not rendered: Quadlet has no secret") for n in notes)
+    assert any(n.startswith("Workload llm: spec.networks: Quadlet's NetworkAlias") for n in notes)
+
+
 def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
     """Build, deploy, healthcheck, depends_on, ports and paths relative to the compose folder."""
     import yaml
 
-    doc = yaml.safe_load(render(_everything(tmp_path), Target.COMPOSE, base=tmp_path).stream())
+    rendering = render(_everything(tmp_path), Target.COMPOSE, base=tmp_path)
+    doc = yaml.safe_load(rendering.stream())
     api = doc["services"]["api"]
     assert api["build"] == {
         "context": "./ctx",
@@ -342,7 +511,7 @@ def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
     }
     assert api["depends_on"] == {
         "db": {"condition": "service_healthy"},
-        "web": {"condition": "service_started"},
+        "llm": {"condition": "service_started"},
     }
     assert {"target": 8080, "protocol": "tcp"} in api["ports"]
     assert {"target": 443, "published": "9443", "host_ip": "::1", "protocol": "tcp"} in api["ports"]
@@ -356,21 +525,57 @@ def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
     assert doc["secrets"]["hf-token"] == {"name": "hf-token", "external": True}
     assert api["secrets"] == ["hf-token", {"source": "cert", "target": "/etc/cert.pem"}, "plain"]
 
-
-@pytest.mark.parametrize(
-    ("text", "port"),
-    [
-        ("8080", PortMapping(8080, None, "", "tcp")),
-        ("8080:80", PortMapping(80, 8080, "", "tcp")),
-        ("127.0.0.1:9000:9000/udp", PortMapping(9000, 9000, "127.0.0.1", "udp")),
-        ("10.0.0.1::7000", PortMapping(7000, None, "10.0.0.1", "tcp")),
-        ("[::1]:9443:443/tcp", PortMapping(443, 9443, "::1", "tcp")),
-        ("[fe80::1]::53/udp", PortMapping(53, None, "fe80::1", "udp")),
-    ],
-)
-def test_ports_parse_in_every_form_the_schema_admits(text: str, port: PortMapping) -> None:
-    """C, H:C, IP:H:C, IP::C and [IPv6]:H:C, with a protocol."""
-    assert parse_port(text) == port
+    llm = doc["services"]["llm"]
+    assert llm["env_file"] == ["./llm.env"] and llm["environment"] == {"SHOWN": "1"}
+    assert llm["secrets"] == ["full-key", "full-tok"] and llm["devices"] == ["/dev/kfd"]
+    assert llm["networks"] == {"back": None, "front": {"aliases": ["model"]}}
+    options = {
+        "user": "1000:video",
+        "group_add": ["video", "44"],
+        "userns_mode": "keep-id",
+        "security_opt": [
+            "label=disable",
+            "no-new-privileges",
+            "seccomp=unconfined",
+            "apparmor=unconfined",
+        ],
+        "cap_drop": ["ALL"],
+        "shm_size": "2048m",
+        "ipc": "host",
+        "ulimits": {"memlock": -1, "nofile": {"soft": 1024, "hard": 65536}},
+        "pids_limit": 500,
+        "read_only": True,
+        "tmpfs": ["/tmp:size=64m,mode=1777"],
+        "working_dir": "/srv",
+        "hostname": "llm",
+        "extra_hosts": ["db.local:10.0.0.5", "gw:host-gateway"],
+        "dns": ["1.1.1.1"],
+        "stop_signal": "SIGINT",
+        "logging": {"driver": "journald", "options": {"tag": "llm"}},
+        "labels": {
+            "io.podform.stack": "full",
+            "io.podform.kind": "Workload",
+            "io.podform.name": "llm",
+        },
+    }
+    assert {k: llm.get(k) for k in options} == options
+    assert doc["networks"]["default"]["name"] == "full"  # the stack network, podform's name
+    assert doc["networks"]["back"] == {
+        "name": "full-back",
+        "internal": True,
+        "ipam": {"config": [{"subnet": "10.89.7.0/24"}]},
+        "x-podman.disable_dns": True,
+        "labels": {
+            "io.podform.stack": "full",
+            "io.podform.kind": "Network",
+            "io.podform.name": "back",
+        },
+    }
+    assert doc["secrets"]["full-key"] == {"name": "full-key", "file": "./key.txt"}
+    assert doc["secrets"]["full-tok"] == {"name": "full-tok", "environment": "TOK"}
+    notes = "\n".join(str(n) for n in rendering.notes)
+    assert "Workload llm: spec.devices: /dev/infiniband optional: not rendered" in notes
+    assert "not-rendered-value" not in rendering.stream() + notes
 
 
 def test_small_value_forms() -> None:
@@ -421,6 +626,7 @@ def test_render_command_writes_a_folder(tmp_path: Path) -> None:
         "hello-site.build",
         "hello-web-1.container",
         "hello-worker-1.container",
+        "hello.network",
     ]
     done = podform_subprocess(
         "render", "-f", str(EXAMPLES / "hello"), "--to", "compose", "-o", str(out), env=_NO_PODMAN
@@ -473,7 +679,7 @@ def test_kubernetes_names_that_a_cluster_would_refuse_are_warned(tmp_path: Path)
         """,
     )
     notes = [str(n) for n in render(load_desired([str(path)]), Target.KUBE).notes]
-    assert notes == [
+    assert [n for n in notes if not n.startswith("Stack ")] == [
         "Service 1st-web: metadata.name: is not a valid Kubernetes name (a Service needs a DNS "
         "label of at most 63 characters starting with a letter): shorten the stack or resource "
         "name"
@@ -486,7 +692,7 @@ def test_render_reads_manifests_from_stdin(tmp_path: Path) -> None:
     text = text.replace("./models:", "models:").replace("{name: llama-cuda}", "{name: piped}")
     done = podform_subprocess("render", "-f", "-", "--to", "compose", input=text, env=_NO_PODMAN)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("name: piped\n") and "- models:/models:ro\n" in done.stdout
+    assert done.stdout.startswith("name: piped\n") and "- models:/models:ro,z\n" in done.stdout
 
 
 def test_a_workload_joining_anothers_network_starts_after_it(tmp_path: Path) -> None:
@@ -511,3 +717,36 @@ def test_a_workload_joining_anothers_network_starts_after_it(tmp_path: Path) -> 
     assert "Requires=default-vpn-1.service" in app and "After=default-vpn-1.service" in app
     compose = render(desired, Target.COMPOSE).stream()
     assert "network_mode: service:vpn\n" in compose
+
+
+def test_shared_ipc_and_podmans_bridge_keep_their_meaning_in_each_target(tmp_path: Path) -> None:
+    """ipc: container:W joins W's first replica (compose: service:W); bridge is not the stack's."""
+    path = _write(
+        tmp_path,
+        """\
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: shm}
+        spec: {image: "docker.io/x/shm:1", ipc: shareable, network: bridge}
+        ---
+        apiVersion: podform/v1
+        kind: Workload
+        metadata: {name: app}
+        spec: {image: "docker.io/x/app:1", ipc: "container:shm"}
+        """,
+    )
+    desired = load_desired([str(path)])
+    quadlet = render(desired, Target.QUADLET)
+    app = quadlet.files["default-app-1.container"].splitlines()
+    assert "PodmanArgs=--ipc=container:default-shm-1" in app
+    assert "Requires=default-shm-1.service" in app
+    assert "Network=bridge" in quadlet.files["default-shm-1.container"].splitlines()
+    assert "Network=default.network" in app
+    services = yaml.safe_load(render(desired, Target.COMPOSE).stream())["services"]
+    assert services["app"]["ipc"] == "service:shm" and services["shm"]["ipc"] == "shareable"
+    assert services["shm"]["network_mode"] == "bridge" and "network_mode" not in services["app"]
+    kube_notes = [str(n) for n in render(desired, Target.KUBE).notes]
+    assert (
+        "Workload shm: spec.ipc: 'shareable' is not rendered: a pod's IPC is its own or the host's"
+        in kube_notes
+    )

@@ -226,6 +226,7 @@ def _stack(tmp_path: Path, stack: str, image: str, port: int) -> Path:
     """One web workload: env, a published port, a named volume, the device stand-in, probes."""
     folder = tmp_path / "manifests"
     folder.mkdir()
+    (folder / "web.env").write_text("FILE_ENV=from-file\n")
     (folder / "stack.yaml").write_text(
         textwrap.dedent(
             f"""\
@@ -248,12 +249,17 @@ def _stack(tmp_path: Path, stack: str, image: str, port: int) -> Path:
               image: {image}
               command: [httpd, -f, -p, "8080", -h, /data]
               env: {{GREETING: "hello world"}}
+              envFile: [./web.env]
               ports: ["127.0.0.1:{port}:8080"]
               volumes: ["{stack}-data:/data"]
               devices: [gpu]
               restart: always
               stopTimeout: 1s
               healthcheck: {{command: [test, -f, /bin/sh], interval: 5s, timeout: 2s}}
+              workdir: /data
+              hostname: webhost
+              shmSize: 96MiB
+              extraHosts: ["podform-extra.test:10.1.2.3"]
             """
         )
     )
@@ -268,15 +274,23 @@ def _stack_container(stack: str) -> str:
     return names[0]
 
 
-def _check_running_workload(container: str, port: int) -> None:
-    """env (own and the mapping's), the device at its container path, the volume, the port."""
+def _check_running_workload(container: str, port: int, kube: bool = False) -> None:
+    """env (own, the mapping's and, but for kube, the env file's), the device at its container
+    path, the volume, the port, workdir, hostname, extraHosts and /dev/shm's size (not kube)."""
     out = podman_cli(
         "exec", container, "sh", "-c",
-        'echo "$GREETING|$GPU_ENV"; ls -l /dev/dri/renderD128; echo served > /data/index.html',
+        'echo "$GREETING|$GPU_ENV|$FILE_ENV"; ls -l /dev/dri/renderD128;'
+        "echo served > /data/index.html;"
+        "pwd; hostname; grep -c podform-extra.test /etc/hosts; df -k /dev/shm | tail -n 1",
     )  # fmt: skip
     lines = out.splitlines()
-    assert lines[0] == "hello world|from-mapping"
+    # kube never writes an env file's values (a warning says so)
+    assert lines[0] == "hello world|from-mapping|" + ("" if kube else "from-file")
     assert lines[1].startswith("c")  # a character device (/dev/zero's)
+    # workdir, hostname, extraHosts, shmSize
+    assert lines[2:5] == ["/data", "webhost", "1"], lines
+    if not kube:
+        assert lines[5].split()[1] == str(96 * 1024), lines[5]
     body = b""
     for _ in range(50):
         try:
@@ -347,7 +361,9 @@ def test_podman_kube_play_runs_the_rendered_deployment(
     try:
         podman_cli("kube", "play", str(kube))
         container = _stack_container(stack_name)
-        _check_running_workload(container, port)
+        # Podman 4.3's kube play makes every emptyDir a volume on disk (Podman 5 and a cluster
+        # make a Memory one a tmpfs), so the /dev/shm size is checked by the others only.
+        _check_running_workload(container, port, kube=True)
         volumes = podman_cli("volume", "ls", "--filter", f"label={STACK_LABEL}={stack_name}", "-q")
         assert volumes.split() == [f"{stack_name}-{stack_name}-data"]
     finally:
@@ -432,7 +448,7 @@ def test_quadlet_units_use_only_keys_podman_5_4_documents(tmp_path: Path) -> Non
                 keys = set(_sections(unit)[section])
                 assert keys <= allowed, f"{unit.name} [{section}]: {sorted(keys - allowed)}"
                 seen.add(unit.suffix)
-    assert seen == {".container", ".volume", ".build"}
+    assert seen == {".container", ".volume", ".build", ".network"}
 
 
 def _quadlet_binary() -> str | None:
@@ -504,11 +520,13 @@ def test_the_generated_quadlet_services_run_the_workload(
     assert done.returncode == 0, done.stderr
     starts = _exec_starts(done.stdout, tmp_path)
     assert sorted(starts) == [
+        f"{stack_name}-network.service",  # the stack network, <stack>.network
         f"{stack_name}-{stack_name}-data-volume.service",
         f"{stack_name}-web-1.service",
     ]
     try:
-        for service in sorted(starts, key=lambda s: not s.endswith("-volume.service")):
+        # The volume and the network before the container (systemd orders them so).
+        for service in sorted(starts, key=lambda s: s.endswith("-1.service")):
             argv = starts[service]
             assert argv[0].endswith("/podman")
             podman_cli(*argv[1:])

@@ -52,7 +52,7 @@ def test_invalid_sets_are_never_remembered(tmp_path: Path) -> None:
     for _ in range(2):
         with pytest.raises(InvalidInput):
             load_desired([str(path)], cache_dir=cache)
-    assert not (cache / "validated.json").exists()
+    assert not (cache / "_validated.json").exists()
 
 
 def test_unreadable_cache_is_ignored(tmp_path: Path) -> None:
@@ -61,5 +61,5 @@ def test_unreadable_cache_is_ignored(tmp_path: Path) -> None:
     path.write_text(VALID)
     cache = tmp_path / "state"
     cache.mkdir()
-    (cache / "validated.json").write_text("{not json")
+    (cache / "_validated.json").write_text("{not json")
     assert "web" in load_desired([str(path)], cache_dir=cache).workloads

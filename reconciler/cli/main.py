@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from reconciler.cli.streams import masked_output
+
+    with masked_output():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
@@ -189,10 +196,12 @@ def _write_debug_log(exc: BaseException, args: argparse.Namespace) -> str:
     import tempfile
     import traceback
 
+    from reconciler.redact import scrub
+
     fd, path = tempfile.mkstemp(prefix="podform-crash-", suffix=".log")
     with os.fdopen(fd, "w") as f:
         f.write(f"podform {__version__} {args.command}\n")
-        f.write("".join(traceback.format_exception(exc)))
+        f.write(scrub("".join(traceback.format_exception(exc))))
     return path
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import InvalidInput, PodformError
+from reconciler.manifests.loader import MAX_BYTES, read_regular_file
 from reconciler.manifests.model import Desired
 from reconciler.manifests.units import format_seconds, seconds
 from reconciler.runtime.executor import Status
@@ -69,8 +70,8 @@ def _blank(data: bytes) -> bool:
 
 
 def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
+    try:  # never blocks: a FIFO or device named *.yaml is an error, not a hang
+        return read_regular_file(path, MAX_BYTES + 1)
     except OSError:
         return None
 
@@ -365,6 +366,20 @@ class Watcher:
             trigger = self.next_trigger(time.monotonic() + self.run_pass(trigger))
 
 
+MIN_INTERVAL_S = 0.1  # 0s reconciled in a busy loop; 100ms is what tests of many passes use
+MAX_INTERVAL_S = 7 * 24 * 3600.0  # a week; longer is "never", and overflows date arithmetic
+MAX_DEBOUNCE_S = 3600.0
+
+
+def _check_range(flag: str, raw: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{flag} {raw} is out of range: use {_hours(low)} to {_hours(high)}")
+
+
+def _hours(value: float) -> str:
+    return f"{value / 3600:g}h" if value >= 3600 else format_seconds(value)
+
+
 def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     """`podform watch`: pass now, on file change and every interval, until SIGINT/SIGTERM."""
     from reconciler.cli import log as logging_setup
@@ -376,6 +391,8 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
         if "-" in args.files:
             raise ValueError("stdin cannot be watched; name files or directories with -f")
         interval_s, debounce_s = seconds(args.interval), seconds(args.debounce)
+        _check_range("--interval", args.interval, interval_s, MIN_INTERVAL_S, MAX_INTERVAL_S)
+        _check_range("--debounce", args.debounce, debounce_s, 0.0, MAX_DEBOUNCE_S)
     except ValueError as exc:
         log.error("cannot watch", error=str(exc))
         return 1

@@ -510,9 +510,10 @@ class _Planner:
                     left_alone += 1
                     continue
                 if rec is None or rec.id != c.id:
+                    # Adoption recorded every container with podform's labels *and* name.
                     self.warnings.append(
-                        f"container {c.name} carries this stack's labels but podform did not "
-                        "create it (not in the inventory): left alone"
+                        f"container {c.name} carries this stack's labels but not the name "
+                        "podform gives its containers, so podform did not create it: left alone"
                     )
                     continue
                 reason = (

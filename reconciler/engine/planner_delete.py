@@ -71,9 +71,16 @@ def plan_delete(desired: Desired, observed: Observed, recorded: Recorded, *, vol
                     RemoveWork(image.ref, found.id, 0),
                 )
             )
+    warnings: list[str] = []
     if volumes:
         for (conn, name), _users in sorted(desired.named_volumes().items()):
-            if any(v.name == name for v in observed.volumes.get(conn, [])):
+            found_volume = next((v for v in observed.volumes.get(conn, []) if v.name == name), None)
+            if found_volume is None:
+                continue
+            kept = _foreign_volume(found_volume.labels, recorded, conn, name, stack)
+            if kept:
+                warnings.append(f"volume {name} kept: {kept}")
+            else:
                 actions.append(
                     Action(
                         volume_action_id(conn, name),
@@ -98,5 +105,27 @@ def plan_delete(desired: Desired, observed: Observed, recorded: Recorded, *, vol
         only=set(desired.used_networks()) | set(secret_places(desired)),
     )
     actions.extend(shared)
-    warnings: tuple[str, ...] = tuple(left)
-    return Plan(stack, tuple(actions), warnings)
+    warnings.extend(left)
+    return Plan(stack, tuple(actions), tuple(warnings))
+
+
+def _foreign_volume(
+    labels: dict[str, str], recorded: Recorded, conn: str, name: str, stack: str
+) -> str | None:
+    """Why `delete --volumes` must keep this volume (podform did not create it), or None.
+
+    Like prune: the inventory must record it and its labels must name this stack. A volume the
+    user made before (or another stack's) holds data podform has no right to destroy.
+    """
+    if labels.get(LABEL_STACK) != stack:
+        owner = labels.get(LABEL_STACK)
+        return (
+            f"it belongs to stack {owner!r}"
+            if owner
+            else "podform did not create it (no podform labels); remove it with podman volume rm"
+        )
+    if not recorded.valid:
+        return "the inventory is missing or unreadable, so podform cannot prove it created it"
+    if f"{conn}:{name}" not in recorded.volumes:
+        return "it carries this stack's labels but is not in the inventory"
+    return None

@@ -11,6 +11,8 @@ import re
 import stat
 from pathlib import Path
 
+from reconciler.redact import register_secrets
+
 MAX_BYTES = 1024 * 1024
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -52,4 +54,5 @@ def read_env_file(path: Path) -> dict[str, str]:
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
         out[key] = value
+    register_secrets(out.values())  # every env file value is masked wherever it is echoed
     return out

@@ -22,9 +22,11 @@ collected, then raised together as InvalidInput):
 from __future__ import annotations
 
 import codecs
+import errno
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ import yaml
 from reconciler.errors import InvalidInput, Issue, Location
 from reconciler.manifests.jsonpath import JsonPath
 from reconciler.manifests.yamlcore import CORE, SCALAR_TAGS, ScalarError, resolve_plain, short_tag
+from reconciler.redact import MASK, is_secret_key, register_secret
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,22 @@ _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 # Characters YAML 1.2 allows in a stream (c-printable); everything else is refused up front.
 _NON_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
+_SECRET_SCALAR = (
+    f"this value is not a valid YAML scalar as written ({MASK}: a value under a secret-looking"
+    ' key is not shown); quote it, e.g. "..."'
+)
+
 _INVALID: Final = object()  # a value already reported as an issue
 _NO_KEY: Final = object()  # a mapping frame waiting for its next key
 _BAD_KEY: Final = object()  # the key was rejected: its value is walked but not stored
+
+
+def _secret_value_path(path: JsonPath) -> bool:
+    """A scalar whose own key looks secret (`env: {API_KEY: ...}`): its text is a secret value.
+
+    Only the last key counts: `secrets: [{name: hf-token}]` names a secret, it is not one.
+    """
+    return bool(path) and isinstance(path[-1], str) and is_secret_key(path[-1])
 
 
 def _describe(value: object) -> str:
@@ -174,7 +190,10 @@ class _FileWalker:
             if path is not None:
                 self.positions[path] = location
             merge = event.value == "<<" and event.implicit[0]
-            self._attach(self._scalar(event, location), location, merge=merge)
+            secret = path is not None and _secret_value_path(path)
+            if secret:
+                register_secret(event.value)
+            self._attach(self._scalar(event, location, secret), location, merge=merge)
         elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
             frame = self.stack.pop()
             self._attach(frame.value, frame.location)
@@ -207,7 +226,7 @@ class _FileWalker:
         self.stack.append(_Frame({} if is_map else [], path, location))
         return True
 
-    def _scalar(self, event: yaml.ScalarEvent, location: Location) -> Any:
+    def _scalar(self, event: yaml.ScalarEvent, location: Location, secret: bool = False) -> Any:
         if event.tag is None:  # quoted and block scalars are always strings
             convert: Callable[[str], Any] = resolve_plain if event.implicit[0] else str
         elif event.tag in SCALAR_TAGS:
@@ -218,7 +237,9 @@ class _FileWalker:
         try:
             return convert(event.value)
         except ScalarError as exc:
-            self._issue(str(exc), location)
+            # The message quotes the value (and hints derived from it): not under a secret key.
+            message = _SECRET_SCALAR if secret else str(exc)
+            self._issue(message, location)
             return _INVALID
 
     def _child_path(self) -> JsonPath | None:
@@ -322,6 +343,67 @@ def _load_bytes(data: bytes, file: str, base_dir: Path, issues: list[Issue]) -> 
     return [] if text is None else _FileWalker(file, base_dir, issues).walk(text)
 
 
+# --- Reading files -------------------------------------------------------------------------------
+
+_FILE_TYPES = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _FILE_TYPES if test(mode)), "not a regular file")
+
+
+def read_regular_file(path: Path | str, limit: int) -> bytes:
+    """At most `limit` bytes of the regular file at `path` (symlinks followed).
+
+    Anything else raises OSError with a message for the user, and never blocks: a FIFO, socket
+    or device is refused by its type before it is read (and opened non-blocking, so one swapped
+    in between is refused too), a symlink loop fails with ELOOP. Manifests and env files are
+    read through here.
+    """
+    st = os.stat(path)  # follows symlinks; a loop raises ELOOP here
+    what = _not_regular(st.st_mode)
+    if what is not None:
+        raise OSError(errno.EINVAL, f"is {what}, not a regular file", str(path))
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        what = _not_regular(os.fstat(fd).st_mode)
+        if what is not None:
+            raise OSError(errno.EINVAL, f"is {what}, not a regular file", str(path))
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        left = limit
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _read_problem(display: str, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"{display}: cannot read: symbolic link loop"
+    return f"{display}: cannot read: {exc.strerror or exc}"
+
+
+def _identity(path: Path) -> object:
+    """What makes two spellings the same file; a path that cannot be stat'ed is its own."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.abspath(path)
+    return (st.st_dev, st.st_ino)
+
+
 # --- Finding files -------------------------------------------------------------------------------
 
 
@@ -350,7 +432,7 @@ def _walk(root: Path, issues: list[Issue]) -> list[Path]:
 
 def _sources(paths: Sequence[str], issues: list[Issue]) -> list[tuple[str, Path | None]]:
     """(display name, file) for every file to read, in order; the file is None for stdin."""
-    seen: set[Path] = set()
+    seen: set[object] = set()
     sources: list[tuple[str, Path | None]] = []
     for given in paths:
         if given == STDIN:
@@ -359,13 +441,13 @@ def _sources(paths: Sequence[str], issues: list[Issue]) -> list[tuple[str, Path 
         root = Path(given)
         if root.is_dir():
             files = [(os.path.join(given, *rel.parts), root / rel) for rel in _walk(root, issues)]
-        elif root.exists():  # named explicitly: read whatever its extension
-            files = [(given, root)]
+        elif root.exists() or root.is_symlink():  # named explicitly: read whatever its extension
+            files = [(given, root)]  # a dangling link or a loop is reported when it is read
         else:
             issues.append(Issue(f"{given}: no such file or directory"))
             continue
         for display, path in files:
-            identity = path.resolve()
+            identity = _identity(path)
             if identity not in seen:  # `-f a.yaml -f .` must not declare everything twice
                 seen.add(identity)
                 sources.append((display, path))
@@ -387,12 +469,11 @@ def load_manifests(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[
             base_dir = Path.cwd()
         else:
             try:
-                with path.open("rb") as handle:
-                    data = handle.read(MAX_BYTES + 1)
+                data = read_regular_file(path, MAX_BYTES + 1)
             except OSError as exc:
-                issues.append(Issue(f"{display}: cannot read: {exc.strerror}"))
+                issues.append(Issue(_read_problem(display, exc)))
                 continue
-            base_dir = path.absolute().parent.resolve()
+            base_dir = Path(os.path.realpath(path.absolute().parent))
         documents.extend(_load_bytes(data, display, base_dir, issues))
     if issues:
         raise InvalidInput(issues)

@@ -177,6 +177,7 @@ class Workload:
     # Networks joined (network: default -> the stack network; networks: -> declared ones).
     networks: tuple[NetworkAttachment, ...] = ()
     network_target: str = ""  # network: container:W -> the container joined
+    env_files: tuple[Path, ...] = ()  # envFile paths, absolute (render refers to them by path)
 
     @property
     def connection(self) -> str:
@@ -475,6 +476,9 @@ class _Builder:
             optional_devices=tuple(d for d in dict.fromkeys(optional)),
             networks=attachments,
             network_target=target,
+            env_files=tuple(
+                normalize_host_path(f, doc.base_dir) for f in spec.get("envFile") or ()
+            ),
         )
 
     def _image_ref(

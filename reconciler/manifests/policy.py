@@ -4,13 +4,20 @@ Runs after schema validation and before the desired-state model is built; like v
 all-or-nothing (any issue here means no Podman call at all). Pure apart from reading the local
 filesystem to resolve symlinks of bind-mount sources, device paths and build contexts.
 
+The host-path rule (SPEC §5, docs/DECISIONS.md): rootful Podman runs containers as host root, so
+a bind mount is host root over its source. A bind source, symlinks resolved, is admitted when it
+lies inside the manifest's folder, inside the user's home, at a volume target of the workload's
+Machine, or under an entry of the Stack's `spec.policy.allowedHostPaths`. Never admitted: the
+host's root, the home directory itself, a dot-entry at the top of the home (~/.ssh, ~/.config,
+~/.bashrc) and a Podman/Docker socket or a directory holding one. Whatever is not admitted needs
+`allowPrivileged`.
+
 What `spec.policy.allowPrivileged: true` on the Stack lifts, and what it does not:
 - lifted: `privileged: true`, host network (`network: host` or joining a namespace with `ns:`),
-  capabilities outside the Kubernetes baseline set, bind mounts of `/`, `/etc`, `/proc`, `/sys`,
-  `/dev`, `/boot`, `/root`, `~/.ssh` or a Podman/Docker socket (or a directory holding one), and
+  capabilities outside the Kubernetes baseline set, bind mounts the host-path rule refuses, and
   block devices (a workload that really needs a raw disk can have it, knowingly);
 - never lifted: devices outside `/dev` or that are `/dev/mem`, `/dev/kmem`, `/dev/port`; SELinux
-  relabelling (`:z`/`:Z`) of one of the protected host paths above, which would relabel the host's
+  relabelling (`:z`/`:Z`) of a path the host-path rule refuses, which would relabel the host's
   own files; mount targets `/`, `/proc`, `/sys` inside the container (mounting over procfs or sysfs
   is a known runc escape route); build contexts leaving the repository; invalid names; labels
   under `io.podform.`.
@@ -27,6 +34,7 @@ import posixpath
 import re
 import stat
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +45,10 @@ from reconciler.manifests.jsonpath import JsonPath, format_json_path
 from reconciler.manifests.loader import Document
 
 PRIVILEGE_FIX = "privileged containers need the Stack's spec.policy.allowPrivileged: true"
+HOST_PATH_FIX = (
+    "list a folder holding it under the Stack's spec.policy.allowedHostPaths,"
+    " or set spec.policy.allowPrivileged: true"
+)
 
 NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 NAME_MAX = 63
@@ -65,7 +77,32 @@ BASELINE_CAPABILITIES = frozenset(
     }
 )
 
-SYSTEM_DIRS = ("/etc", "/proc", "/sys", "/dev", "/boot", "/root")
+# Named in messages; the host-path rule refuses every path outside its roots, not only these.
+SYSTEM_DIRS = (
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/root",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/opt",
+    "/var",
+    "/run",
+    "/home",
+    "/snap",
+    "/nix",
+    "/System",
+    "/Library",
+    "/Users",
+    "/private",
+)
 FORBIDDEN_TARGETS = ("/proc", "/sys")
 FORBIDDEN_DEVICES = frozenset({"/dev/mem", "/dev/kmem", "/dev/port"})
 _SOCKET_NAME_RE = re.compile(r".*(docker|podman|containerd|buildkitd).*\.sock")
@@ -111,6 +148,18 @@ def name_problem(name: str, max_len: int = NAME_MAX) -> str | None:
 def check_policy(docs: Sequence[Document], *, allow_privileged: bool) -> list[Issue]:
     """Every policy violation in `docs`; empty when they may be applied."""
     issues: list[Issue] = []
+    allowed: list[str] = []
+    for doc in docs:
+        findings: list[Finding] = []
+        if doc.kind == "Stack":
+            findings.extend(_allowed_host_paths(doc, allowed))
+        issues.extend(
+            Issue(
+                message, location=doc.locate(p), json_path=format_json_path(p), subject=doc.subject
+            )
+            for p, message in findings
+        )
+    rules = _HostPaths(allow_privileged, tuple(allowed), _machine_targets(docs))
     for doc in docs:
         issues.extend(
             Issue(
@@ -119,9 +168,23 @@ def check_policy(docs: Sequence[Document], *, allow_privileged: bool) -> list[Is
                 json_path=format_json_path(path),
                 subject=doc.subject,
             )
-            for path, message in _check_document(doc, allow_privileged)
+            for path, message in _check_document(doc, rules)
         )
     return issues
+
+
+def _allowed_host_paths(doc: Document, allowed: list[str]) -> Iterator[Finding]:
+    """Resolve the Stack's policy.allowedHostPaths into `allowed`, reporting unusable entries."""
+    policy = _dict(_dict(doc.data.get("spec")).get("policy"))
+    for i, raw in enumerate(_list(policy.get("allowedHostPaths"))):
+        if not isinstance(raw, str) or not raw:
+            continue
+        resolved = str(normalize_host_path(raw, doc.base_dir))
+        if resolved == "/":
+            at: JsonPath = ("spec", "policy", "allowedHostPaths", i)
+            yield at, f"{raw} would admit every host path; use allowPrivileged: true instead"
+        else:
+            allowed.append(resolved)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -132,7 +195,8 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _check_document(doc: Document, allow_privileged: bool) -> Iterator[Finding]:
+def _check_document(doc: Document, rules: _HostPaths) -> Iterator[Finding]:
+    allow_privileged = rules.allow_privileged
     meta = _dict(doc.data.get("metadata"))
     spec = _dict(doc.data.get("spec"))
     name = meta.get("name")
@@ -158,7 +222,7 @@ def _check_document(doc: Document, allow_privileged: bool) -> Iterator[Finding]:
                     yield from _check_cdi(at, entry)
     elif doc.kind == "Workload":
         yield from _check_machine_ref(spec)
-        yield from _check_workload(doc, spec, allow_privileged)
+        yield from _check_workload(doc, spec, rules.for_machine(spec.get("machine")))
 
 
 def _check_machine_ref(spec: dict[str, Any]) -> Iterator[Finding]:
@@ -167,7 +231,8 @@ def _check_machine_ref(spec: dict[str, Any]) -> Iterator[Finding]:
         yield ("spec", "machine"), f"machine {problem}"
 
 
-def _check_workload(doc: Document, spec: dict[str, Any], allow: bool) -> Iterator[Finding]:
+def _check_workload(doc: Document, spec: dict[str, Any], rules: _HostPaths) -> Iterator[Finding]:
+    allow = rules.allow_privileged
     image = str(spec.get("image", ""))
     # A full reference ("/" or ":") goes to Podman as is; anything else names an Image document.
     if image and not any(c in image for c in "/:") and (problem := name_problem(image)):
@@ -198,7 +263,7 @@ def _check_workload(doc: Document, spec: dict[str, Any], allow: bool) -> Iterato
             yield at, f"{message}; {PRIVILEGE_FIX}"
     for i, volume in enumerate(_list(spec.get("volumes"))):
         if isinstance(volume, str):
-            yield from _check_volume(doc, ("spec", "volumes", i), volume, allow)
+            yield from _check_volume(doc, ("spec", "volumes", i), volume, rules)
     for i, entry in enumerate(_list(spec.get("devices"))):
         if not isinstance(entry, str):
             continue
@@ -227,7 +292,7 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _check_volume(doc: Document, at: JsonPath, volume: str, allow: bool) -> Iterator[Finding]:
+def _check_volume(doc: Document, at: JsonPath, volume: str, rules: _HostPaths) -> Iterator[Finding]:
     parts = volume.split(":")
     if len(parts) > 3:
         yield at, f"volume {volume!r}: expected source:target[:options]"
@@ -243,17 +308,18 @@ def _check_volume(doc: Document, at: JsonPath, volume: str, allow: bool) -> Iter
         if not PODMAN_NAME_RE.fullmatch(source):
             yield at, f"{source!r} is not a valid volume name (nor a path: start it with ./ or /)"
         return
-    reason = _protected_reason(source, doc.base_dir, _trusted_root(doc.base_dir))
-    if reason is None:
+    refusal = rules.refusal(source, doc.base_dir)
+    if refusal is None:
         return
+    reason, fix = refusal
     options = parts[2].split(",") if len(parts) == 3 else []
     if "z" in options or "Z" in options:
         yield (
             at,
             f"relabelling (:z/:Z) {source} is refused: {reason}, and relabelling changes it on the host",
         )
-    elif not allow:
-        yield at, f"bind mount of {source} is refused: {reason}; {PRIVILEGE_FIX}"
+    elif not rules.allow_privileged:
+        yield at, f"bind mount of {source} is refused: {reason}; {fix}"
 
 
 def _known_sockets() -> list[str]:
@@ -270,39 +336,113 @@ def _known_sockets() -> list[str]:
     return sockets
 
 
-def _trusted_root(base_dir: Path) -> str:
-    """The manifest's git repository, or outside git its folder."""
-    return str(find_repo_root(base_dir) or os.path.realpath(base_dir))
+def _machine_targets(docs: Sequence[Document]) -> dict[str, tuple[str, ...]]:
+    """Machine name -> the paths its volumes appear at inside the VM."""
+    targets: dict[str, tuple[str, ...]] = {}
+    for doc in docs:
+        if doc.kind != "Machine":
+            continue
+        found: list[str] = []
+        for volume in _list(_dict(doc.data.get("spec")).get("volumes")):
+            if isinstance(volume, str):
+                parts = volume.split(":")
+                # Podman machine: `src` alone mounts at the same path inside the VM.
+                target = parts[1] if len(parts) > 1 else os.path.expanduser(parts[0])
+                if target.startswith("/") and _lexical(target) != "/":
+                    found.append(_lexical(target))
+        targets[doc.name] = tuple(found)
+    return targets
 
 
-def _protected_reason(source: str, base_dir: Path, trusted: str) -> str | None:
-    """Why binding `source` would hand the container the host, or None.
+@dataclass(frozen=True)
+class _HostPaths:
+    """The host-path rule (SPEC §5) for one manifest set: where bind sources may come from."""
 
-    A checkout living below a system directory (root's home /root/proj, a GitOps tree under
-    /etc) may bind its own files: the system-directory rule spares paths inside `trusted` when
-    `trusted` itself lies strictly below that directory. The SSH and socket rules spare nothing.
-    """
-    lexical = _lexical(os.path.join(base_dir, os.path.expanduser(source)))
-    resolved = str(normalize_host_path(source, base_dir))
-    # Each protected path is compared both as written and resolved (macOS: /etc -> /private/etc).
-    ssh = os.path.join(os.path.expanduser("~"), ".ssh")
-    sockets = _known_sockets()
-    for candidate in (lexical, resolved):
-        if candidate == "/":
+    allow_privileged: bool
+    allowed: tuple[str, ...]  # policy.allowedHostPaths, resolved
+    machine_targets: dict[str, tuple[str, ...]]
+    machine: str | None = None  # the workload being checked runs on this machine
+
+    def for_machine(self, machine: object) -> _HostPaths:
+        name = machine if isinstance(machine, str) else None
+        return _HostPaths(self.allow_privileged, self.allowed, self.machine_targets, name)
+
+    def refusal(self, source: str, base_dir: Path) -> tuple[str, str] | None:
+        """(why, fix) when `source` may not be bound without allowPrivileged; None when admitted.
+
+        Always refused: the host's root, a Podman/Docker socket (or a directory holding one), the
+        home directory itself and the dot-entries at its top (~/.ssh, ~/.config, ~/.bashrc, ...).
+        Otherwise admitted when, symlinks resolved, it lies inside the manifest's folder, inside
+        the user's home, at a volume target of the workload's Machine, or under an entry of
+        policy.allowedHostPaths.
+        """
+        lexical = _lexical(os.path.join(base_dir, os.path.expanduser(source)))
+        resolved = str(normalize_host_path(source, base_dir))
+        folder = os.path.realpath(base_dir)
+        reason = self._never(lexical, resolved, folder)
+        if reason is not None:
+            return reason, PRIVILEGE_FIX
+        roots = [*self.allowed, *self.machine_targets.get(self.machine or "", ())]
+        if folder != "/" and folder not in _system_roots():
+            roots.append(folder)
+        home = _home()
+        if home is not None:
+            roots.append(os.path.realpath(home))
+        if any(_under(resolved, root) for root in roots):
+            return None
+        for candidate in (lexical, resolved):  # as written first: /sbin, not /usr/sbin
+            for directory in SYSTEM_DIRS:
+                if _under(candidate, directory) or _under(candidate, os.path.realpath(directory)):
+                    return f"{directory} is a host system directory", HOST_PATH_FIX
+        where = "the manifest's folder, your home"
+        if self.machine:
+            where += f", a volume of machine {self.machine!r}"
+        return f"it is outside {where} and policy.allowedHostPaths", HOST_PATH_FIX
+
+    @staticmethod
+    def _never(lexical: str, resolved: str, folder: str) -> str | None:
+        """Why a source is refused wherever it lies (allowedHostPaths cannot admit it), or None.
+
+        A manifest kept inside a home dot-directory (~/.config/podform/) may bind its own files.
+        """
+        candidates = (lexical, resolved)
+        if "/" in candidates:
             return "it is the host's root directory"
-        for directory in SYSTEM_DIRS:
-            for root in {directory, os.path.realpath(directory)}:
-                spared = trusted != root and _under(trusted, root) and _under(resolved, trusted)
-                if _under(candidate, root) and not spared:
-                    return f"{directory} is a host system directory"
-        if _under(candidate, _lexical(ssh)) or _under(candidate, os.path.realpath(ssh)):
-            return "~/.ssh holds the host's SSH keys"
-        if _SOCKET_NAME_RE.fullmatch(posixpath.basename(candidate)):
-            return "a Podman/Docker socket gives root on the host"
-        for socket in sockets:
-            if _under(socket, candidate) or _under(os.path.realpath(socket), candidate):
-                return f"it contains the Podman/Docker socket {socket}"
-    return None
+        sockets = _known_sockets()
+        for candidate in candidates:
+            if _SOCKET_NAME_RE.fullmatch(posixpath.basename(candidate)):
+                return "a Podman/Docker socket gives root on the host"
+            for socket in sockets:
+                if _under(socket, candidate) or _under(os.path.realpath(socket), candidate):
+                    return f"it contains the Podman/Docker socket {socket}"
+        home = _home()
+        if home is not None:
+            for root in {home, os.path.realpath(home)}:
+                for candidate in candidates:
+                    if candidate == root:
+                        return "it is your home directory itself"
+                    if _under(candidate, root):
+                        top = os.path.relpath(candidate, root).split("/")[0]
+                        dot = os.path.join(root, top)
+                        own = folder != dot and _under(folder, dot) and _under(resolved, folder)
+                        if top.startswith(".") and not own:
+                            return (
+                                f"~/{top} is a dot-directory at the top of your home"
+                                " (keys, shell and tool configuration)"
+                            )
+        return None
+
+
+def _home() -> str | None:
+    """The user's home as a host-path root; None when it is unset or `/` (some service users)."""
+    home = os.path.expanduser("~")
+    if not home.startswith("/") or _lexical(home) == "/":
+        return None
+    return _lexical(home)
+
+
+def _system_roots() -> set[str]:
+    return {r for d in SYSTEM_DIRS for r in (d, os.path.realpath(d))}
 
 
 def _check_cdi(at: JsonPath, entry: str) -> Iterator[Finding]:

@@ -1,4 +1,4 @@
-"""What every render target shares: the result value, warnings, port and probe forms, YAML out.
+"""What every render target shares: the result value, warnings, value and probe forms, YAML out.
 
 Sits beside runtime/ (below cli, above engine and manifests) and is pure: desired state in,
 text out, no IO. A target that cannot express something says so with a Note naming the
@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from reconciler.engine.hashing import stack_labels
+from reconciler.manifests.container_opts import Ulimit
 from reconciler.manifests.model import DeviceMapping, Probe, Workload
 
 
@@ -64,28 +65,27 @@ def labels(stack: str, kind: str, name: str, own: dict[str, str] | None = None) 
     return dict(own or {}) | stack_labels(stack, kind, name)
 
 
-# Same shape as the one port parser the workload-fields branch adds (manifests/ports.py): once
-# both are merged, this copy goes and render imports that one.
-@dataclass(frozen=True)
-class PortMapping:
-    container_port: int
-    host_port: int | None  # None: Podman picks a free port
-    host_ip: str  # "" = every address; IPv6 without brackets
-    protocol: str  # tcp | udp
+def visible_env(w: Workload) -> dict[str, str]:
+    """The env a target may write out: values read from envFile are referred to by file only."""
+    hidden = set(w.env_file_keys)
+    return {k: v for k, v in w.env.items() if k not in hidden}
 
 
-def parse_port(text: str) -> PortMapping:
-    """`C`, `H:C`, `IP:H:C`, `IP::C`, `[IPv6]:H:C`, each with an optional `/tcp|/udp`."""
-    protocol = "tcp"
-    if "/" in text:
-        text, protocol = text.rsplit("/", 1)
-    host_ip = ""
-    if text.startswith("["):
-        host_ip, _, text = text[1:].partition("]:")
-    elif text.count(":") == 2:
-        host_ip, _, text = text.partition(":")
-    host, _, container = text.rpartition(":")
-    return PortMapping(int(container), int(host) if host else None, host_ip, protocol)
+def split_user(user: str) -> tuple[str, str | None]:
+    """`user[:group]` -> (user, group or None)."""
+    name, _, group = user.partition(":")
+    return name, group or None
+
+
+def ulimit_text(u: Ulimit) -> str:
+    """`name=soft:hard` as Podman's --ulimit takes it (-1 is unlimited)."""
+    return f"{u.name}={u.soft}:{u.hard}"
+
+
+def required_devices(w: Workload) -> list[str]:
+    """The workload's devices without the optional ones (passed only where they exist)."""
+    optional = set(w.optional_devices)
+    return [d for d in w.devices if d not in optional]
 
 
 def whole_seconds(value: float) -> int:

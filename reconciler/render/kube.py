@@ -12,15 +12,18 @@ import re
 from typing import Any
 
 from reconciler.manifests.model import Desired, Mount, Workload
+from reconciler.manifests.ports import parse_port
 from reconciler.render.common import (
     Rendering,
     dump_yaml,
     inline_devices,
     is_cdi,
     labels,
-    parse_port,
     probe_argv,
     split_device,
+    split_user,
+    ulimit_text,
+    visible_env,
     whole_seconds,
     workload_resource,
 )
@@ -31,7 +34,8 @@ WORKLOAD_FIELDS = frozenset(
         "name", "machine", "image", "image_ref", "command", "args", "env", "secrets", "ports",
         "volumes", "devices", "mappings", "memory_mib", "cpus", "restart", "healthcheck",
         "depends_on", "replicas", "init", "stop_timeout_s", "network", "privileged", "cap_add",
-        "state", "labels",
+        "state", "labels", "options", "env_file_keys", "optional_devices", "networks",
+        "network_target", "env_files",
     }
 )  # fmt: skip
 
@@ -59,6 +63,35 @@ def render_kube(desired: Desired) -> Rendering:
                 f"not rendered: Kubernetes does not build images; push {image.ref} to a "
                 "registry the cluster pulls from (podman kube play uses the local image)",
             )
+    for name, net in sorted(desired.networks.items()):
+        out.note(
+            f"Network {name}",
+            "spec",
+            f"not rendered ({net.podman_name}): pods share the cluster network; a "
+            "NetworkPolicy is the cluster's way to isolate them",
+        )
+    for name, secret in sorted(desired.secrets.items()):
+        out.note(
+            f"Secret {name}",
+            "spec",
+            f"not rendered: the cluster Secret {secret.podman_name} must exist; create it "
+            f"with kubectl create secret generic {secret.podman_name} "
+            + (
+                f"--from-file={secret.podman_name}={secret.file}"
+                if secret.file is not None
+                else f'--from-literal={secret.podman_name}="${secret.env}"'
+            )
+            + " (a value is never written)",
+        )
+    on_stack_network = sorted(n for n, w in desired.workloads.items() if w.network == "default")
+    if on_stack_network:
+        out.note(
+            f"Stack {stack}",
+            "network",
+            f"the stack network is the cluster network: workload names "
+            f"({', '.join(on_stack_network)}) do not resolve there; pods reach a workload "
+            f"through its Service {stack}-<workload>, rendered where it publishes ports",
+        )
     documents: list[dict[str, Any]] = []
     volumes = sorted(
         {m.source for w in desired.workloads.values() for m in w.volumes if not m.bind}
@@ -123,15 +156,25 @@ def _pod(desired: Desired, w: Workload, out: Rendering) -> dict[str, Any]:
     volumes: dict[str, dict[str, Any]] = {}
     container = _container(desired, w, volumes, out)
     pod: dict[str, Any] = {"containers": [container]}
-    # network
+    # network, network_target: the stack network (default) is the cluster network, where
+    # Services give DNS; networks: pods all share the cluster network
     if w.network == "host":
         pod["hostNetwork"] = True
+    elif w.network == "networks":
+        joined = ", ".join(f"{a.declared} (aliases {', '.join(a.aliases)})" for a in w.networks)
+        out.note(
+            who,
+            "spec.networks",
+            f"not rendered ({joined}): pods use the cluster network; other pods reach this "
+            "one through its Service",
+        )
     elif w.network not in ("bridge", "default"):
         out.note(
             who,
             "spec.network",
             f"{w.network!r} is not rendered: pods use the cluster network",
         )
+    _pod_options(w, pod, out)
     # stop_timeout_s
     pod["terminationGracePeriodSeconds"] = whole_seconds(w.stop_timeout_s)
     # restart: a Deployment's pods always restart
@@ -164,6 +207,60 @@ def _pod(desired: Desired, w: Workload, out: Rendering) -> dict[str, Any]:
     return pod
 
 
+def _pod_options(w: Workload, pod: dict[str, Any], out: Rendering) -> None:
+    """options that Kubernetes sets on the pod: groups, user namespace, IPC, hostname, hosts, DNS."""
+    who, o = workload_resource(w), w.options
+    groups = [int(g) for g in o.group_add if g.isdigit()]
+    if groups:
+        pod["securityContext"] = {"supplementalGroups": groups}
+    if named := [g for g in o.group_add if not g.isdigit()]:
+        out.note(
+            who,
+            "spec.groupAdd",
+            f"{', '.join(named)} not rendered: Kubernetes takes numeric group ids only",
+        )
+    if o.userns == "host":
+        pod["hostUsers"] = True
+    elif o.userns is not None:
+        out.note(
+            who,
+            "spec.userns",
+            f"{o.userns!r} is not rendered: a pod's user namespace is only hostUsers "
+            "(true by default; false gives a private one where the cluster supports it)",
+        )
+    if o.ipc == "host":
+        pod["hostIPC"] = True
+    elif o.ipc is not None:
+        out.note(
+            who, "spec.ipc", f"{o.ipc!r} is not rendered: a pod's IPC is its own or the host's"
+        )
+    if o.hostname is not None:
+        if len(o.hostname) <= 63 and _DNS_LABEL.fullmatch(o.hostname):
+            pod["hostname"] = o.hostname
+        else:
+            out.note(
+                who,
+                "spec.hostname",
+                f"{o.hostname!r} is not rendered: a pod's hostname must be a lower-case DNS label",
+            )
+    aliases: dict[str, list[str]] = {}
+    for entry in o.extra_hosts:
+        name, _, address = entry.partition(":")
+        if address == "host-gateway":
+            out.note(
+                who,
+                "spec.extraHosts",
+                f"{entry!r} is not rendered: a pod has no host-gateway address",
+            )
+            continue
+        aliases.setdefault(address, []).append(name)
+    if aliases:
+        pod["hostAliases"] = [{"ip": ip, "hostnames": names} for ip, names in aliases.items()]
+    if o.dns:
+        pod["dnsPolicy"] = "None"
+        pod["dnsConfig"] = {"nameservers": list(o.dns)}
+
+
 def _container(
     desired: Desired, w: Workload, volumes: dict[str, dict[str, Any]], out: Rendering
 ) -> dict[str, Any]:
@@ -180,27 +277,36 @@ def _container(
     if w.args is not None:
         c["args"] = list(w.args)
     # env (mappings' env already merged in), then secrets as env
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in w.env.items()]
+    # env_files, env_file_keys: values read from env files are never written
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in visible_env(w).items()]
+    if w.env_file_keys:
+        out.note(
+            who,
+            "spec.envFile",
+            f"not rendered ({', '.join(w.env_file_keys)} from {', '.join(map(str, w.env_files))}"
+            "): values from env files are never written; put them in a ConfigMap or Secret",
+        )
     mounts: list[dict[str, Any]] = []
     for s in w.secrets:
-        if not _DNS_SUBDOMAIN.fullmatch(s.name):
+        secret = s.podman_name  # the cluster Secret, named like the Podman secret
+        if not _DNS_SUBDOMAIN.fullmatch(secret):
             out.note(
                 who,
                 "spec.secrets",
-                f"secret {s.name!r} is not a valid Kubernetes name: rename it in the cluster",
+                f"secret {secret!r} is not a valid Kubernetes name: rename it in the cluster",
             )
         if s.env:
             env.append(
-                {"name": s.env, "valueFrom": {"secretKeyRef": {"name": s.name, "key": s.name}}}
+                {"name": s.env, "valueFrom": {"secretKeyRef": {"name": secret, "key": secret}}}
             )
         else:
-            volume = f"secret-{s.name}".lower().replace("_", "-").replace(".", "-")[:63]
-            volumes[volume] = {"name": volume, "secret": {"secretName": s.name}}
-            target = s.target or f"/run/secrets/{s.name}"
+            volume = f"secret-{secret}".lower().replace("_", "-").replace(".", "-")[:63]
+            volumes[volume] = {"name": volume, "secret": {"secretName": secret}}
+            target = s.target or f"/run/secrets/{secret}"
             if not target.startswith("/"):
                 target = f"/run/secrets/{target}"
             mounts.append(
-                {"name": volume, "mountPath": target, "subPath": s.name, "readOnly": True}
+                {"name": volume, "mountPath": target, "subPath": secret, "readOnly": True}
             )
     if env:
         c["env"] = env
@@ -243,9 +349,19 @@ def _container(
             limits.update(mapping.kubernetes_resources)
         else:
             for device in mapping.devices:
+                if device in w.optional_devices:
+                    # optional_devices: a hostPath CharDevice must exist, or the pod fails
+                    out.note(
+                        who,
+                        "spec.devices",
+                        f"{device} (DeviceMapping {name}) is optional and not rendered: a "
+                        "hostPath device must exist on every node; set kubernetes.resources",
+                    )
+                    continue
                 _device(w, device, f"DeviceMapping {name}", volumes, mounts, out)
     for device in inline_devices(w, desired.mappings):
         _device(w, device, "spec.devices", volumes, mounts, out)
+    _container_options(w, c, volumes, mounts, out)
     if mounts:
         c["volumeMounts"] = mounts
     # memory_mib, cpus
@@ -257,16 +373,113 @@ def _container(
         c["resources"] = {"limits": dict(sorted(limits.items()))}
     # healthcheck -> livenessProbe (+ startPeriod -> startupProbe); GPU probe -> startupProbe
     c.update(_probes(desired, w, out))
-    # privileged, cap_add
+    # privileged, cap_add, options (user, capDrop, securityOpt, readOnly)
     security: dict[str, Any] = {}
     if w.privileged:
         security["privileged"] = True
     if w.cap_add:
         security["capabilities"] = {"add": [_capability(cap) for cap in w.cap_add]}
+    security.update(_security(w, out))
+    if w.options.cap_drop:
+        caps = security.setdefault("capabilities", {})
+        caps["drop"] = [_capability(cap) for cap in w.options.cap_drop]
     if security:
         c["securityContext"] = security
     # replicas, state, labels, restart, depends_on, init, network, machine: in _deployment/_pod
     return c
+
+
+def _container_options(
+    w: Workload,
+    c: dict[str, Any],
+    volumes: dict[str, dict[str, Any]],
+    mounts: list[dict[str, Any]],
+    out: Rendering,
+) -> None:
+    """options set on the container: workdir, /dev/shm and tmpfs as memory, and the notes."""
+    who, o = workload_resource(w), w.options
+    if o.workdir is not None:
+        c["workingDir"] = o.workdir
+    if o.shm_size_mib is not None:
+        volumes["dshm"] = {
+            "name": "dshm",
+            "emptyDir": {"medium": "Memory", "sizeLimit": f"{o.shm_size_mib}Mi"},
+        }
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    for i, entry in enumerate(o.tmpfs):
+        path, _, opts = entry.partition(":")
+        empty: dict[str, Any] = {"medium": "Memory"}
+        rest = []
+        for opt in filter(None, opts.split(",")):
+            key, _, value = opt.partition("=")
+            if key == "size" and (size := _quantity(value)) is not None:
+                empty["sizeLimit"] = size
+            else:
+                rest.append(opt)
+        if rest:
+            out.note(
+                who, "spec.tmpfs", f"{entry}: options {','.join(rest)} have no Kubernetes form"
+            )
+        volumes[f"tmpfs-{i}"] = {"name": f"tmpfs-{i}", "emptyDir": empty}
+        mounts.append({"name": f"tmpfs-{i}", "mountPath": path})
+    for fld, value, why in (
+        ("ulimits", ", ".join(ulimit_text(u) for u in o.ulimits), "the node's runtime sets them"),
+        ("pidsLimit", "" if o.pids_limit is None else str(o.pids_limit), "the kubelet sets it"),
+        ("stopSignal", o.stop_signal or "", "Kubernetes 1.31 sends the image's STOPSIGNAL"),
+        ("logging", o.logging.driver if o.logging else "", "the node's runtime decides logging"),
+    ):
+        if value:
+            out.note(who, f"spec.{fld}", f"not rendered ({value}): {why}")
+
+
+_SIZE_UNITS = {"": "", "k": "Ki", "m": "Mi", "g": "Gi", "t": "Ti"}
+
+
+def _quantity(size: str) -> str | None:
+    """A tmpfs size (`64m`, `1g`, bytes) as a Kubernetes quantity; None for percentages."""
+    m = re.fullmatch(r"([0-9]+)([kmgtKMGT]?)", size)
+    return None if m is None else m.group(1) + _SIZE_UNITS[m.group(2).lower()]
+
+
+def _security(w: Workload, out: Rendering) -> dict[str, Any]:
+    """options.user and securityOpt as a container securityContext (what Kubernetes has)."""
+    who, o = workload_resource(w), w.options
+    security: dict[str, Any] = {}
+    if o.user is not None:
+        user, group = split_user(o.user)
+        named = []
+        for key, value in (("runAsUser", user), ("runAsGroup", group)):
+            if value is None:
+                continue
+            if value.isdigit():
+                security[key] = int(value)
+            else:
+                named.append(value)
+        if named:
+            out.note(
+                who,
+                "spec.user",
+                f"{', '.join(named)} not rendered: Kubernetes takes numeric user and group ids",
+            )
+    for opt in o.security_opt:
+        why = "Kubernetes has no such security setting"
+        if opt == "no-new-privileges" and not w.privileged:
+            security["allowPrivilegeEscalation"] = False
+            continue
+        if opt == "seccomp=unconfined":
+            security["seccompProfile"] = {"type": "Unconfined"}
+            continue
+        if opt == "apparmor=unconfined":
+            security["appArmorProfile"] = {"type": "Unconfined"}
+            continue
+        if opt == "no-new-privileges":
+            why = "a cluster refuses allowPrivilegeEscalation: false with privileged"
+        elif opt == "label=disable":
+            why = "Kubernetes cannot switch SELinux labelling off (seLinuxOptions sets a type)"
+        out.note(who, "spec.securityOpt", f"{opt} is not rendered: {why}")
+    if o.read_only:
+        security["readOnlyRootFilesystem"] = True
+    return security
 
 
 def _mount(

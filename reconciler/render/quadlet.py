@@ -13,15 +13,25 @@ import json
 import re
 
 from reconciler.labels import LABEL_REPLICA
-from reconciler.manifests.model import Desired, Image, Workload
-from reconciler.render.common import Rendering, duration, labels, whole_seconds, workload_resource
+from reconciler.manifests.model import Desired, Image, Network, Secret, Workload
+from reconciler.render.common import (
+    Rendering,
+    duration,
+    labels,
+    split_user,
+    ulimit_text,
+    visible_env,
+    whole_seconds,
+    workload_resource,
+)
 
 WORKLOAD_FIELDS = frozenset(
     {
         "name", "machine", "image", "image_ref", "command", "args", "env", "secrets", "ports",
         "volumes", "devices", "mappings", "memory_mib", "cpus", "restart", "healthcheck",
         "depends_on", "replicas", "init", "stop_timeout_s", "network", "privileged", "cap_add",
-        "state", "labels",
+        "state", "labels", "options", "env_file_keys", "optional_devices", "networks",
+        "network_target", "env_files",
     }
 )  # fmt: skip
 
@@ -58,6 +68,15 @@ def render_quadlet(desired: Desired) -> Rendering:
     volumes = {m.source for w in desired.workloads.values() for m in w.volumes if not m.bind}
     for volume in volumes:
         files[f"{stack}-{volume}.volume"] = _volume(stack, volume)
+    for net in _networks(desired):
+        files[f"{net.podman_name}.network"] = _network(stack, net)
+    for name, secret in sorted(desired.secrets.items()):
+        out.note(
+            f"Secret {name}",
+            "spec",
+            f"not rendered: Quadlet has no secret unit; create the Podman secret on the host "
+            f"(podman secret create {_create_from(secret)})",
+        )
     awaited = {
         d.name for w in desired.workloads.values() for d in w.depends_on if d.condition == "healthy"
     }
@@ -108,6 +127,34 @@ def _volume(stack: str, volume: str) -> str:
     return _unit(stack, [("Volume", keys)])
 
 
+def _create_from(secret: Secret) -> str:
+    if secret.file is not None:
+        return f"{secret.podman_name} {secret.file}"
+    return f"--env {secret.podman_name} {secret.env}"
+
+
+def _networks(desired: Desired) -> list[Network]:
+    """Every declared Network, and the stack network where a workload joins it."""
+    nets = {n.podman_name: n for n in desired.networks.values()}
+    for net in desired.used_networks().values():
+        nets.setdefault(net.podman_name, net)
+    return [nets[k] for k in sorted(nets)]
+
+
+def _network(stack: str, net: Network) -> str:
+    keys = [("NetworkName", net.podman_name)]
+    if net.driver != "bridge":
+        keys.append(("Driver", net.driver))
+    if net.internal:
+        keys.append(("Internal", "true"))
+    if not net.dns:
+        keys.append(("DisableDNS", "true"))
+    if net.subnet is not None:
+        keys.append(("Subnet", net.subnet))
+    keys.extend(_label_keys(labels(stack, "Network", net.name, net.labels)))
+    return _unit(stack, [("Network", keys)])
+
+
 def _build(stack: str, image: Image) -> str:
     assert image.build is not None
     b = image.build
@@ -155,22 +202,26 @@ def _container(desired: Desired, w: Workload, replica: int, awaited: bool, out: 
         c.append(("Entrypoint", _escape(entry)))
     if w.args is not None:
         c.append(("Exec", _words(*w.args)))
-    c.extend(("Environment", _words(f"{k}={v}")) for k, v in w.env.items())
+    # env_files, env_file_keys: the files by path, never their values
+    c.extend(("EnvironmentFile", _words(str(path))) for path in w.env_files)
+    c.extend(("Environment", _words(f"{k}={v}")) for k, v in visible_env(w).items())
     for s in w.secrets:
         if s.env:
-            c.append(("Secret", f"{s.name},type=env,target={s.env}"))
+            c.append(("Secret", f"{s.podman_name},type=env,target={s.env}"))
         elif s.target:
-            c.append(("Secret", f"{s.name},type=mount,target={_escape(s.target)}"))
+            c.append(("Secret", f"{s.podman_name},type=mount,target={_escape(s.target)}"))
         else:
-            c.append(("Secret", s.name))
+            c.append(("Secret", s.podman_name))
     c.extend(("PublishPort", port) for port in w.ports)
     for m in w.volumes:
         source = _escape(m.source) if m.bind else f"{stack}-{m.source}.volume"
         c.append(
             ("Volume", ":".join([source, m.target, *([",".join(m.options)] if m.options else [])]))
         )
-    # devices (mappings are expanded into them; their env is in env above)
-    c.extend(("AddDevice", d) for d in w.devices)
+    # devices (mappings are expanded into them; their env is in env above); optional_devices:
+    # Quadlet's `-` prefix adds a device only where it exists
+    optional = set(w.optional_devices)
+    c.extend(("AddDevice", f"-{d}" if d in optional else d) for d in w.devices)
     # [Container] has no key for memory or CPU limits in Podman 5.4: PodmanArgs passes them.
     if w.memory_mib is not None:
         c.append(("PodmanArgs", f"--memory={w.memory_mib}m"))
@@ -210,20 +261,33 @@ def _container(desired: Desired, w: Workload, replica: int, awaited: bool, out: 
     if w.init:
         c.append(("RunInit", "true"))
     c.append(("StopTimeout", str(round(w.stop_timeout_s))))
-    if w.network != "default":
-        network = w.network
-        if network.startswith("container:"):
-            # The first replica's network namespace, which must exist first.
-            joined = f"{stack}-{network.removeprefix('container:')}-1"
-            network = f"container:{joined}"
-            if ("Requires", f"{joined}.service") not in unit:
-                unit.extend([("Requires", f"{joined}.service"), ("After", f"{joined}.service")])
-        c.append(("Network", network))
+    # network, networks, network_target: the stack network and declared Networks are .network
+    # units (Quadlet then orders the container after them); aliases are the container's
+    if w.networks:
+        c.extend(("Network", f"{a.network}.network") for a in w.networks)
+        aliases = list(dict.fromkeys(x for a in w.networks for x in a.aliases))
+        c.extend(("NetworkAlias", alias) for alias in aliases)
+        if len({a.aliases for a in w.networks}) > 1 and replica == 1:
+            out.note(
+                who,
+                "spec.networks",
+                "Quadlet's NetworkAlias applies to every network joined: each alias "
+                f"({', '.join(aliases)}) is given on all of them",
+            )
+    elif w.network_target or w.network.startswith("container:"):
+        # The first replica's network namespace, which must exist first.
+        joined = w.network_target or f"{stack}-{w.network.removeprefix('container:')}-1"
+        if ("Requires", f"{joined}.service") not in unit:
+            unit.extend([("Requires", f"{joined}.service"), ("After", f"{joined}.service")])
+        c.append(("Network", f"container:{joined}"))
+    else:
+        c.append(("Network", w.network))
     if w.privileged:
         # Quadlet has no key for --privileged: PodmanArgs passes it through.
         c.append(("PodmanArgs", "--privileged"))
     if w.cap_add:
         c.append(("AddCapability", " ".join(w.cap_add)))
+    c.extend(_options(w))
     c.extend(
         _label_keys(labels(stack, "Workload", w.name, w.labels) | {LABEL_REPLICA: str(replica)})
     )
@@ -232,3 +296,51 @@ def _container(desired: Desired, w: Workload, replica: int, awaited: bool, out: 
     if w.state == "running":
         sections.append(("Install", [("WantedBy", "default.target")]))
     return _unit(stack, sections)
+
+
+def _options(w: Workload) -> list[tuple[str, str]]:
+    """options: the ContainerOptions, in their order; PodmanArgs where Quadlet has no key."""
+    o = w.options
+    c: list[tuple[str, str]] = []
+    if o.user is not None:
+        user, group = split_user(o.user)
+        c.append(("User", user))
+        if group is not None:
+            c.append(("Group", group))
+    c.extend(("GroupAdd", g) for g in o.group_add)
+    if o.userns is not None:
+        c.append(("UserNS", o.userns))
+    for opt in o.security_opt:
+        if opt == "label=disable":
+            c.append(("SecurityLabelDisable", "true"))
+        elif opt == "no-new-privileges":
+            c.append(("NoNewPrivileges", "true"))
+        elif opt.startswith("seccomp="):
+            c.append(("SeccompProfile", _escape(opt.removeprefix("seccomp="))))
+        else:
+            c.append(("PodmanArgs", _words(f"--security-opt={opt}")))
+    if o.cap_drop:
+        c.append(("DropCapability", " ".join(o.cap_drop)))
+    if o.shm_size_mib is not None:
+        c.append(("ShmSize", f"{o.shm_size_mib}m"))
+    if o.ipc is not None:
+        # [Container] has no key for the IPC namespace in Podman 5.4.
+        c.append(("PodmanArgs", f"--ipc={o.ipc}"))
+    c.extend(("Ulimit", ulimit_text(u)) for u in o.ulimits)
+    if o.pids_limit is not None:
+        c.append(("PidsLimit", str(o.pids_limit)))
+    if o.read_only:
+        c.append(("ReadOnly", "true"))
+    c.extend(("Tmpfs", t) for t in o.tmpfs)
+    if o.workdir is not None:
+        c.append(("WorkingDir", _words(o.workdir)))
+    if o.hostname is not None:
+        c.append(("HostName", o.hostname))
+    c.extend(("AddHost", h) for h in o.extra_hosts)
+    c.extend(("DNS", d) for d in o.dns)
+    if o.stop_signal is not None:
+        c.append(("StopSignal", o.stop_signal))
+    if o.logging is not None:
+        c.append(("LogDriver", o.logging.driver))
+        c.extend(("LogOpt", _words(f"{k}={v}")) for k, v in o.logging.options.items())
+    return c

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.engine.hashing import canonical_json, sha256_hex
+from reconciler.errors import PermanentError
 from reconciler.manifests.model import Build
 
 IGNORE_FILES = (".containerignore", ".dockerignore")
@@ -55,8 +56,20 @@ def read_ignore_rules(context: Path) -> list[_Rule]:
     for name in IGNORE_FILES:
         path = context / name
         if path.is_file():
-            lines = path.read_text(encoding="utf-8").splitlines()
-            rules = [_compile(ln.strip()) for ln in lines if ln.strip() and not ln.startswith("#")]
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError as exc:
+                raise PermanentError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
+            except OSError as exc:
+                raise PermanentError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            rules = []
+            for number, ln in enumerate(lines, 1):
+                if ln.strip() and not ln.startswith("#"):
+                    try:
+                        rules.append(_compile(ln.strip()))
+                    except re.error as exc:
+                        bad = f"{path}:{number}: invalid pattern {ln.strip()!r}: {exc.msg}"
+                        raise PermanentError(bad) from None
             return [r for r in rules if r]
     return []
 

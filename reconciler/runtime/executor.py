@@ -203,6 +203,10 @@ class Executor:
         return result
 
     def _timed(self, action: Action) -> Outcome:
+        # Checked again here, in the worker: with every ready action already queued in the pool,
+        # the check before submission alone let a whole queue run after SIGINT.
+        if self.stop_event.is_set():
+            return Outcome(Status.INTERRUPTED, "not started: interrupted")
         start = time.monotonic()
         try:
             outcome = self._execute(action)

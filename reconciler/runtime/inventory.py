@@ -255,13 +255,20 @@ class Inventory:
                         raise self._held(fd) from None
                     time.sleep(min(_POLL_SECONDS, remaining))
             # The file is never deleted (unlinking flock files races); its content names the holder.
-            os.ftruncate(fd, 0)
-            command = strip_url_credentials(shlex.join(sys.argv))  # e.g. sync --repo URL
-            os.pwrite(fd, f"{os.getpid()}\n{command}\n".encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                command = strip_url_credentials(shlex.join(sys.argv))  # e.g. sync --repo URL
+                os.pwrite(fd, f"{os.getpid()}\n{command}\n".encode(), 0)
+            except OSError as exc:  # a full disk: no pass could save its inventory either
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                raise PodformError(
+                    f"cannot write lock file {self.lock_path}: {exc.strerror or exc}"
+                ) from None
             try:
                 yield
             finally:
-                os.ftruncate(fd, 0)  # no stale pid once released
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)  # no stale pid once released
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)

@@ -8,6 +8,7 @@ schema verdicts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import threading
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from reconciler.engine.adoption import adopt
 from reconciler.engine.inventory_rules import Applied, record
 from reconciler.engine.machine_planner import plan_delete_all
 from reconciler.engine.observed import Observed, Recorded
@@ -77,7 +79,10 @@ def load_desired(
     return build_desired(docs)
 
 
-_VALIDATED_FILE = "validated.json"
+# Stack names match [a-z0-9]...: a leading "_" keeps podform's own state files apart from every
+# `<stack>.json` inventory (a stack named "validated" once shared this file and lost its inventory).
+_VALIDATED_FILE = "_validated.json"
+_LEGACY_VALIDATED_FILE = "validated.json"
 _VALIDATED_KEEP = 16
 
 
@@ -108,14 +113,29 @@ def _remember_validated(cache_dir: Path, key: str) -> None:
     import tempfile
 
     keys = [key, *(k for k in _read_validated(cache_dir) if k != key)][:_VALIDATED_KEEP]
+    tmp = ""
     try:
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".validated-")
         with os.fdopen(fd, "w") as f:
             json.dump(keys, f)
         os.replace(tmp, cache_dir / _VALIDATED_FILE)
+        tmp = ""
+        _drop_legacy_cache(cache_dir)
     except OSError:
-        pass
+        if tmp:  # a full disk must not leave temporary files behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _drop_legacy_cache(cache_dir: Path) -> None:
+    """Remove the old cache file `validated.json` (a JSON list), never a stack's inventory."""
+    import json
+
+    legacy = cache_dir / _LEGACY_VALIDATED_FILE
+    with contextlib.suppress(OSError, ValueError):
+        if isinstance(json.loads(legacy.read_text()), list):
+            legacy.unlink()
 
 
 class Connections:
@@ -302,6 +322,7 @@ class Reconciler:
         )
         observed = observe(desired, recorded, phases.now, self.connections)
         observed.machines = found
+        recorded = adopt(recorded, observed, desired.stack.name)  # what a killed pass left
         hashes = content_hashes(desired)
         plan = plan_first(
             desired,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from reconciler.errors import PodformError
 from reconciler.manifests.model import Desired
+from reconciler.redact import register_secret
 
 MAX_BYTES = 512_000 - 1  # Podman's limit for secret data
 
@@ -30,7 +31,13 @@ def new_key() -> str:
 
 
 def read_value(file: str | None, env: str | None) -> bytes:
-    """The secret's bytes; the message of a failure names the source, never a value."""
+    """The secret's bytes (registered for masking); failures name the source, never a value."""
+    value = _read_value(file, env)
+    register_secret(value.decode("utf-8", errors="replace"))  # masked wherever it is echoed
+    return value
+
+
+def _read_value(file: str | None, env: str | None) -> bytes:
     if env is not None:
         value = os.environ.get(env)
         if value is None or value == "":
