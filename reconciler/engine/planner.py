@@ -1,7 +1,9 @@
 """plan(desired, observed, recorded, options) -> Plan: every image, volume and container decision.
 
-Machine decisions come in from machine_planner.py, `podform delete` is planned by
-planner_delete.py; each decision carries its reason.
+Images and named volumes are planned by planner_images.py, networks and secrets by
+planner_networks.py, the scale-down and prune deletes by planner_prune.py, machines by
+machine_planner.py; `podform delete` is planned by planner_delete.py. Each decision carries its
+reason.
 
 Pure: no I/O. What needs reading first (image content hashes, Podman's objects, the
 inventory) is passed in. Change detection is by label hash, never by comparing inspect
@@ -11,7 +13,6 @@ output field by field; the recorded spec only feeds the human-readable "what cha
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.engine.drift import crash_loop, field_changes, short
@@ -24,7 +25,6 @@ from reconciler.engine.hashing import (
 from reconciler.engine.observed import (
     Observed,
     ObservedContainer,
-    ObservedImage,
     ProbeResult,
     Recorded,
 )
@@ -32,27 +32,23 @@ from reconciler.engine.plan import (
     Action,
     Change,
     ContainerWork,
-    ImageWork,
     Kind,
     Operation,
     Plan,
     PlanOptions,
-    RemoveWork,
     Verb,
-    VolumeWork,
     container_action_id,
-    image_action_id,
     volume_action_id,
 )
-from reconciler.engine.planner_networks import Shared, plan_shared, prune_shared
+from reconciler.engine.planner_images import ImagePlanner, Images
+from reconciler.engine.planner_networks import Shared, plan_shared
+from reconciler.engine.planner_prune import Pruner
 from reconciler.labels import (
-    LABEL_CONTENT_HASH,
-    LABEL_NAME,
     LABEL_REPLICA,
     LABEL_SPEC_HASH,
     LABEL_STACK,
 )
-from reconciler.manifests.model import Desired, Healthcheck, Image, Workload
+from reconciler.manifests.model import Desired, Healthcheck, Workload
 
 # `condition: healthy` waits what the dependency's check allows, plus this for the checks' own
 # start-up (exec into the container, Podman's bookkeeping).
@@ -64,15 +60,6 @@ def health_wait_s(hc: Healthcheck | None) -> float:
     if hc is None:
         return HEALTH_MARGIN_S
     return hc.start_period_s + hc.retries * (hc.interval_s + hc.timeout_s) + HEALTH_MARGIN_S
-
-
-@dataclass
-class _Images:
-    """Per (connection, ref): the image id workloads will run, or None when it changes now."""
-
-    ids: dict[tuple[str, str], str | None] = field(default_factory=dict)
-    action_ids: dict[tuple[str, str], str] = field(default_factory=dict)
-    changing: set[tuple[str, str]] = field(default_factory=set)
 
 
 def plan(
@@ -117,7 +104,7 @@ class _Planner:
         self.actions: list[Action] = []
         self.errors: list[str] = []
         self.warnings: list[str] = []
-        self.images = _Images()
+        self.images = Images()
         self.machine_ids: dict[str, str] = {}
         self.shared = Shared()
         self.deferred: dict[str, str] = {}
@@ -131,13 +118,11 @@ class _Planner:
         for c, reason in sorted(self.o.errors.items()):
             where = f"machine {c}" if c else "the default connection"
             self.warnings.append(f"could not observe {where}: {reason}")
-        for image in sorted(self.d.images.values(), key=lambda i: i.name):
-            self._image(image)
-        for w in self.d.workloads.values():
-            if w.image is None:
-                self._implicit_image(w)
-        for (conn, vol), users in sorted(self.d.named_volumes().items()):
-            self._volume(conn, vol, users)
+        images = ImagePlanner(
+            self.d, self.o, self.hashes, self.actions, self.errors, self._not_now, self._machine_dep
+        )
+        images.run()
+        self.images = images.images
         conns = {w.connection for w in self.d.workloads.values()} | {""}
         self.shared = plan_shared(
             self.d,
@@ -151,189 +136,8 @@ class _Planner:
         self.errors.extend(self.shared.errors)
         for name in self.d.workload_order():
             self._workload(self.d.workloads[name])
-        self._scale_down_and_prune()
+        Pruner(self.d, self.o, self.r, self.opt, self.actions, self.errors, self.warnings).run()
         return Plan(self.stack, tuple(self.actions), tuple(self.warnings), tuple(self.errors))
-
-    # --- images -------------------------------------------------------------------------
-    def _find_image(self, conn: str, ref: str) -> ObservedImage | None:
-        for img in self.o.images.get(conn, []):
-            if ref in img.refs:
-                return img
-        return None
-
-    def _image(self, image: Image) -> None:
-        conn, key = image.connection, (image.connection, image.ref)
-        aid = image_action_id(conn, image.name)
-        if self._not_now(conn, Kind.IMAGE, aid, image.name):
-            return
-        found = self._find_image(conn, image.ref)
-        deps = self._machine_dep(conn)
-        labels = stack_labels(self.stack, "Image", image.name) | image.labels
-        if image.build is not None:
-            want = self.hashes[image.name]
-            labels = labels | {LABEL_CONTENT_HASH: want}
-            work = ImageWork(image.ref, image.build, want, labels, image.pull_policy)
-            have = found.labels.get(LABEL_CONTENT_HASH, "") if found else ""
-            if found and have == want:
-                self._add(
-                    Action(
-                        aid,
-                        Kind.IMAGE,
-                        image.name,
-                        Verb.UNCHANGED,
-                        Operation.NONE,
-                        f"{image.ref} carries content hash {short(want)}",
-                        conn,
-                    )
-                )
-                self.images.ids[key] = found.id
-                return
-            if found is None:
-                verb, reason = Verb.CREATE, f"no image {image.ref} yet"
-            elif not have:
-                verb, reason = (
-                    Verb.REPLACE,
-                    f"{image.ref} was not built by podform (no content hash)",
-                )
-            else:
-                verb, reason = Verb.REPLACE, "build inputs changed"
-            changes = (Change("content-hash", short(have) or None, short(want)),) if found else ()
-            self._add(
-                Action(
-                    aid,
-                    Kind.IMAGE,
-                    image.name,
-                    verb,
-                    Operation.BUILD,
-                    reason,
-                    conn,
-                    changes,
-                    deps,
-                    work,
-                )
-            )
-            self._mark_changing(key, aid)
-            return
-        work = ImageWork(image.ref, None, "", labels, image.pull_policy)
-        self._pulled(aid, image.name, conn, image.ref, image.pull_policy, found, deps, work)
-
-    def _implicit_image(self, w: Workload) -> None:
-        conn, key = w.connection, (w.connection, w.image_ref)
-        if key in self.images.ids:
-            return
-        aid = image_action_id(conn, w.image_ref)
-        if self._not_now(conn, Kind.IMAGE, aid, w.image_ref):
-            return
-        found = self._find_image(conn, w.image_ref)
-        work = ImageWork(w.image_ref, None, "", {}, "IfNotPresent")
-        self._pulled(
-            aid,
-            w.image_ref,
-            conn,
-            w.image_ref,
-            "IfNotPresent",
-            found,
-            self._machine_dep(conn),
-            work,
-        )
-
-    def _pulled(
-        self,
-        aid: str,
-        name: str,
-        conn: str,
-        ref: str,
-        policy: str,
-        found: ObservedImage | None,
-        deps: tuple[str, ...],
-        work: ImageWork,
-    ) -> None:
-        key = (conn, ref)
-        if found is not None and policy != "Always":
-            self._add(
-                Action(
-                    aid, Kind.IMAGE, name, Verb.UNCHANGED, Operation.NONE, f"{ref} is present", conn
-                )
-            )
-            self.images.ids[key] = found.id
-            return
-        if found is None and policy == "Never":
-            self.errors.append(f"image {ref} is not present and its pull policy is Never")
-            self.images.ids[key] = None
-            return
-        if found is not None:
-            self._add(
-                Action(
-                    aid,
-                    Kind.IMAGE,
-                    name,
-                    Verb.UPDATE,
-                    Operation.PULL,
-                    "pull policy Always",
-                    conn,
-                    (),
-                    deps,
-                    work,
-                )
-            )
-            self.images.ids[key] = found.id  # a new id takes effect on the next pass
-            self.images.action_ids[key] = aid
-            return
-        self._add(
-            Action(
-                aid,
-                Kind.IMAGE,
-                name,
-                Verb.CREATE,
-                Operation.PULL,
-                f"{ref} is not present",
-                conn,
-                (),
-                deps,
-                work,
-            )
-        )
-        self._mark_changing(key, aid)
-
-    def _mark_changing(self, key: tuple[str, str], aid: str) -> None:
-        self.images.ids[key] = None
-        self.images.action_ids[key] = aid
-        self.images.changing.add(key)
-
-    # --- volumes ------------------------------------------------------------------------
-    def _volume(self, conn: str, name: str, users: list[str]) -> None:
-        aid = volume_action_id(conn, name)
-        if self._not_now(conn, Kind.VOLUME, aid, name):
-            return
-        found = next((v for v in self.o.volumes.get(conn, []) if v.name == name), None)
-        if found is None:
-            self._add(
-                Action(
-                    aid,
-                    Kind.VOLUME,
-                    name,
-                    Verb.CREATE,
-                    Operation.CREATE,
-                    f"named volume used by {', '.join(sorted(users))} does not exist",
-                    conn,
-                    (),
-                    self._machine_dep(conn),
-                    VolumeWork(
-                        name, self.d.stack.labels | stack_labels(self.stack, "Volume", name)
-                    ),
-                )
-            )
-        else:
-            owner = (
-                ""
-                if found.labels.get(LABEL_STACK) == self.stack
-                else " (not created by this stack; left as is)"
-            )
-            self._add(
-                Action(
-                    aid, Kind.VOLUME, name, Verb.UNCHANGED, Operation.NONE, f"exists{owner}", conn
-                )
-            )
 
     # --- containers ---------------------------------------------------------------------
     def _containers_on(self, conn: str) -> dict[str, ObservedContainer]:
@@ -485,108 +289,6 @@ class _Planner:
             )
             return
         add(Verb.UNCHANGED, Operation.NONE, f"up to date (spec {short(want_hash)})")
-
-    # --- deletes ------------------------------------------------------------------------
-    def _scale_down_and_prune(self) -> None:
-        wanted = {n for w in self.d.workloads.values() for n in w.container_names(self.stack)}
-        prune = self.opt.prune or self.d.stack.prune
-        if prune and self.d.is_empty() and not self.opt.allow_empty:
-            self.errors.append(
-                "refusing to prune: the manifests declare nothing, which would delete everything "
-                "this stack owns (use --allow-empty if that is what you want)"
-            )
-            return
-        everything_else = tuple(a.id for a in self.actions)
-        left_alone = 0  # candidates kept because there is no inventory to prove ownership
-        for conn in sorted(self.o.containers):
-            for c in sorted(self.o.containers[conn], key=lambda c: c.name):
-                if c.labels.get(LABEL_STACK) != self.stack or c.name in wanted:
-                    continue
-                declared = c.labels.get(LABEL_NAME) in self.d.workloads
-                if not declared and not prune:
-                    continue
-                rec = self.r.containers.get(c.name)
-                if not self.r.valid:
-                    left_alone += 1
-                    continue
-                if rec is None or rec.id != c.id:
-                    # Adoption recorded every container with podform's labels *and* name.
-                    self.warnings.append(
-                        f"container {c.name} carries this stack's labels but not the name "
-                        "podform gives its containers, so podform did not create it: left alone"
-                    )
-                    continue
-                reason = (
-                    f"replica {c.labels.get(LABEL_REPLICA)} is beyond replicas: "
-                    f"{self.d.workloads[c.labels[LABEL_NAME]].replicas}"
-                    if declared
-                    else "no longer declared (prune)"
-                )
-                w = self.d.workloads.get(c.labels.get(LABEL_NAME, ""))
-                timeout = w.stop_timeout_s if w else 10.0
-                self._add(
-                    Action(
-                        container_action_id(c.name),
-                        Kind.CONTAINER,
-                        c.name,
-                        Verb.DELETE,
-                        Operation.REMOVE,
-                        reason,
-                        conn,
-                        (),
-                        everything_else,
-                        RemoveWork(c.name, c.id, timeout),
-                    )
-                )
-        if left_alone:
-            self.warnings.append(
-                f"no usable inventory (the file is missing or damaged): {left_alone} container(s) "
-                "with this stack's labels that are no longer wanted were left alone, since "
-                "nothing is deleted without a record that podform created it (prune skipped "
-                "this time)"
-            )
-        if prune and self.r.valid:
-            self._prune_images(everything_else)
-            # Replaced containers come back with the new spec: they leave what it no longer joins.
-            leaving = {
-                a.name
-                for a in self.actions
-                if a.kind is Kind.CONTAINER and a.verb in (Verb.DELETE, Verb.REPLACE)
-            }
-            deleted = {
-                a.name for a in self.actions if a.verb is Verb.DELETE and a.kind is Kind.CONTAINER
-            }
-            after = everything_else + tuple(container_action_id(n) for n in sorted(deleted))
-            actions, warnings = prune_shared(
-                self.d, self.o, self.r, after, leaving, "no longer used (prune)"
-            )
-            self.actions.extend(actions)
-            self.warnings.extend(warnings)
-
-    def _prune_images(self, after: tuple[str, ...]) -> None:
-        declared = set(self.d.images)
-        container_deletes = tuple(a.id for a in self.actions if a.verb is Verb.DELETE)
-        for name, rec in sorted(self.r.images.items()):
-            if name in declared:
-                continue
-            conn = rec.get("connection", "")
-            img = next((i for i in self.o.images.get(conn, []) if i.id == rec.get("id")), None)
-            if img is None or img.labels.get(LABEL_STACK) != self.stack:
-                continue
-            self._add(
-                Action(
-                    image_action_id(conn, name),
-                    Kind.IMAGE,
-                    name,
-                    Verb.DELETE,
-                    Operation.REMOVE,
-                    "no longer declared (prune)",
-                    conn,
-                    (),
-                    after + container_deletes,
-                    RemoveWork(rec.get("ref", name), img.id, 0.0),
-                )
-            )
 
     # --- helpers ------------------------------------------------------------------------
     def _not_now(self, conn: str, kind: Kind, aid: str, name: str) -> bool:
