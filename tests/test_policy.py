@@ -653,8 +653,8 @@ def test_is_bind_source(source: str, is_path: bool) -> None:
 def test_host_path_error_names_file_line_col_and_the_rule(tmp_path: Path) -> None:
     """A refused bind read from a file is reported at its file:line:col with the rule spelled out."""
     from reconciler.errors import InvalidInput
+    from reconciler.manifests.builder import build_desired
     from reconciler.manifests.loader import load_manifests
-    from reconciler.manifests.model import build_desired
 
     manifest = tmp_path / "stack.yaml"
     manifest.write_text(

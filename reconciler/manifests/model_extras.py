@@ -1,7 +1,7 @@
-"""Model pieces for networks, secrets, ports, env files and labels (beside model.py).
+"""Model pieces for networks, secrets, ports, env files and labels (beside model.py, builder.py).
 
 Pure apart from reading env files and stat-ing secret files. Each function returns values and
-Findings, (JSON path, message) pairs that model._Builder reports with their locations.
+Findings, (JSON path, message) pairs that builder._Builder reports with their locations.
 """
 
 from __future__ import annotations

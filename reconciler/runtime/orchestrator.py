@@ -35,7 +35,8 @@ from reconciler.engine.phases import (
 )
 from reconciler.engine.plan import Action, Kind, Plan, PlanOptions, machine_action_id
 from reconciler.errors import InvalidInput, Issue, PodmanUnreachable, TemporaryError
-from reconciler.manifests.model import Desired, build_desired
+from reconciler.manifests.builder import build_desired
+from reconciler.manifests.model import Desired
 from reconciler.runtime.executor import Execution, Executor, Outcome, Status
 from reconciler.runtime.inventory import Inventory, state_dir
 from reconciler.runtime.machines import MachineLayer
