@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from reconciler.errors import Issue, Location
-from reconciler.manifests import policy
+from reconciler.manifests import policy, policy_files
 from reconciler.manifests.loader import Document
 from reconciler.manifests.policy import (
     PRIVILEGE_FIX,
@@ -494,7 +494,7 @@ def test_symlink_leaving_the_context_is_refused_without_leaking_content(
 
 def test_huge_build_context_is_refused(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The symlink walk is bounded: past the limit the context is refused, not walked on."""
-    monkeypatch.setattr(policy, "MAX_CONTEXT_ENTRIES", 5)
+    monkeypatch.setattr(policy_files, "MAX_CONTEXT_ENTRIES", 5)
     for n in range(10):
         (repo / "llama" / f"f{n}").write_text("x")
     only(check(image(repo, context="llama")), "$.spec.build.context", "has more than 5 files")
@@ -504,7 +504,7 @@ def test_git_directory_does_not_count_towards_the_bound(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A context at the repository root is not refused for the objects inside .git."""
-    monkeypatch.setattr(policy, "MAX_CONTEXT_ENTRIES", 5)
+    monkeypatch.setattr(policy_files, "MAX_CONTEXT_ENTRIES", 5)
     for n in range(10):
         (repo / ".git" / f"obj{n}").write_text("x")
     assert check(image(repo, context=".")) == []
@@ -512,7 +512,7 @@ def test_git_directory_does_not_count_towards_the_bound(
 
 def test_context_limit_is_twenty_thousand_entries() -> None:
     """The default bound on a build context walk is 20000 entries."""
-    assert policy.MAX_CONTEXT_ENTRIES == 20_000
+    assert policy_files.MAX_CONTEXT_ENTRIES == 20_000
 
 
 # --- names and labels ------------------------------------------------------------------------

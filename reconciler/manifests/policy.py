@@ -25,6 +25,8 @@ What `spec.policy.allowPrivileged: true` on the Stack lifts, and what it does no
 Checks on the local filesystem are made where podform runs. For a workload on a Podman machine the
 host paths live in the VM (usually mirrored from the host through machine volumes), so the
 lexical rules are the ones that always hold; symlink and block-device checks are best effort there.
+
+Device, CDI and build-context checks are in policy_files.py; path normalising in hostpath.py.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +42,15 @@ from typing import Any
 from reconciler.errors import Issue
 from reconciler.labels import LABEL_PREFIX
 from reconciler.manifests.container_opts import privilege_findings
+from reconciler.manifests.hostpath import find_repo_root as find_repo_root
+from reconciler.manifests.hostpath import is_bind_source as is_bind_source
+from reconciler.manifests.hostpath import lexical, under
+from reconciler.manifests.hostpath import normalize_host_path as normalize_host_path
 from reconciler.manifests.jsonpath import JsonPath, format_json_path
 from reconciler.manifests.loader import Document
+from reconciler.manifests.policy_files import PRIVILEGE_FIX as PRIVILEGE_FIX
+from reconciler.manifests.policy_files import check_build, check_cdi, check_device_path
 
-PRIVILEGE_FIX = "privileged containers need the Stack's spec.policy.allowPrivileged: true"
 HOST_PATH_FIX = (
     "list a folder holding it under the Stack's spec.policy.allowedHostPaths,"
     " or set spec.policy.allowPrivileged: true"
@@ -55,8 +61,6 @@ NAME_MAX = 63
 MACHINE_NAME_MAX = 30
 # Podman's own name rule for volumes and secrets (libpod define.NameRegex).
 PODMAN_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-# CDI qualified device name vendor.tld/class=name (container-device-interface parser).
-CDI_NAME_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9_.-]*/[a-zA-Z][a-zA-Z0-9_.-]*=[a-zA-Z0-9_.:-]+")
 
 # Kubernetes Pod Security Standards, Baseline: the capabilities a container may add.
 BASELINE_CAPABILITIES = frozenset(
@@ -104,35 +108,10 @@ SYSTEM_DIRS = (
     "/private",
 )
 FORBIDDEN_TARGETS = ("/proc", "/sys")
-FORBIDDEN_DEVICES = frozenset({"/dev/mem", "/dev/kmem", "/dev/port"})
 _SOCKET_NAME_RE = re.compile(r".*(docker|podman|containerd|buildkitd).*\.sock")
-# Disks, partitions and their aliases: raw access to them is access to every file on the host.
-_BLOCK_DEVICE_RE = re.compile(
-    r"/dev/(?:(?:sd|hd|vd|xvd)[a-z].*|nvme\d.*|mmcblk\d.*|loop.*|dm-.*|md.*|nbd\d.*|sr\d+|sg\d+"
-    r"|(?:disk|mapper|block)(?:/.*)?)"
-)
-MAX_CONTEXT_ENTRIES = 20_000
+
 
 Finding = tuple[JsonPath, str]  # where in the document, and what is wrong there
-
-
-def normalize_host_path(raw: str, base_dir: Path) -> Path:
-    """`raw` as the host sees it: `~` expanded, relative to base_dir, `..` and symlinks resolved."""
-    return Path(os.path.realpath(os.path.join(base_dir, os.path.expanduser(raw))))
-
-
-def find_repo_root(start: Path) -> Path | None:
-    """The nearest directory at or above `start` holding `.git` (a directory, or a worktree file)."""
-    start = Path(os.path.realpath(start))
-    for directory in (start, *start.parents):
-        if (directory / ".git").exists():
-            return directory
-    return None
-
-
-def is_bind_source(source: str) -> bool:
-    """Whether the source of a `source:target` volume is a host path rather than a volume name."""
-    return source in (".", "..") or source.startswith(("/", "./", "../", "~"))
 
 
 def name_problem(name: str, max_len: int = NAME_MAX) -> str | None:
@@ -211,15 +190,15 @@ def _check_document(doc: Document, rules: _HostPaths) -> Iterator[Finding]:
         yield from _check_machine_ref(spec)
         build = spec.get("build")
         if isinstance(build, dict):
-            yield from _check_build(doc, build)
+            yield from check_build(doc, build)
     elif doc.kind == "DeviceMapping":
         for i, entry in enumerate(_list(spec.get("devices"))):
             if isinstance(entry, str):
                 at = ("spec", "devices", i)
                 if entry.startswith("/"):
-                    yield from _check_device_path(at, entry, allow_privileged)
+                    yield from check_device_path(at, entry, allow_privileged)
                 else:
-                    yield from _check_cdi(at, entry)
+                    yield from check_cdi(at, entry)
     elif doc.kind == "Workload":
         yield from _check_machine_ref(spec)
         yield from _check_workload(doc, spec, rules.for_machine(spec.get("machine")))
@@ -269,9 +248,9 @@ def _check_workload(doc: Document, spec: dict[str, Any], rules: _HostPaths) -> I
             continue
         at = ("spec", "devices", i)
         if entry.startswith("/"):
-            yield from _check_device_path(at, entry, allow)
+            yield from check_device_path(at, entry, allow)
         elif "/" in entry or "=" in entry:
-            yield from _check_cdi(at, entry)
+            yield from check_cdi(at, entry)
         elif problem := name_problem(entry):
             yield at, f"device mapping {problem}"
 
@@ -281,25 +260,14 @@ def _capability(cap: str) -> str:
     return cap.removeprefix("CAP_")
 
 
-def _lexical(path: str) -> str:
-    """`..`, `.` and repeated slashes collapsed without touching the filesystem."""
-    normal = posixpath.normpath(path)
-    # POSIX keeps exactly two leading slashes as implementation-defined; Linux treats them as one.
-    return "/" + normal.lstrip("/") if normal.startswith("/") else normal
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def _check_volume(doc: Document, at: JsonPath, volume: str, rules: _HostPaths) -> Iterator[Finding]:
     parts = volume.split(":")
     if len(parts) > 3:
         yield at, f"volume {volume!r}: expected source:target[:options]"
         return
     target = parts[1] if len(parts) > 1 else parts[0]
-    normal_target = _lexical(target)
-    if normal_target == "/" or any(_under(normal_target, t) for t in FORBIDDEN_TARGETS):
+    normal_target = lexical(target)
+    if normal_target == "/" or any(under(normal_target, t) for t in FORBIDDEN_TARGETS):
         yield at, f"mounting over {target} inside the container is refused"
     if len(parts) == 1:
         return  # an anonymous volume: no host source
@@ -348,8 +316,8 @@ def _machine_targets(docs: Sequence[Document]) -> dict[str, tuple[str, ...]]:
                 parts = volume.split(":")
                 # Podman machine: `src` alone mounts at the same path inside the VM.
                 target = parts[1] if len(parts) > 1 else os.path.expanduser(parts[0])
-                if target.startswith("/") and _lexical(target) != "/":
-                    found.append(_lexical(target))
+                if target.startswith("/") and lexical(target) != "/":
+                    found.append(lexical(target))
         targets[doc.name] = tuple(found)
     return targets
 
@@ -376,10 +344,10 @@ class _HostPaths:
         the user's home, at a volume target of the workload's Machine, or under an entry of
         policy.allowedHostPaths.
         """
-        lexical = _lexical(os.path.join(base_dir, os.path.expanduser(source)))
+        written = lexical(os.path.join(base_dir, os.path.expanduser(source)))
         resolved = str(normalize_host_path(source, base_dir))
         folder = os.path.realpath(base_dir)
-        reason = self._never(lexical, resolved, folder)
+        reason = self._never(written, resolved, folder)
         if reason is not None:
             return reason, PRIVILEGE_FIX
         roots = [*self.allowed, *self.machine_targets.get(self.machine or "", ())]
@@ -388,11 +356,11 @@ class _HostPaths:
         home = _home()
         if home is not None:
             roots.append(os.path.realpath(home))
-        if any(_under(resolved, root) for root in roots):
+        if any(under(resolved, root) for root in roots):
             return None
-        for candidate in (lexical, resolved):  # as written first: /sbin, not /usr/sbin
+        for candidate in (written, resolved):  # as written first: /sbin, not /usr/sbin
             for directory in SYSTEM_DIRS:
-                if _under(candidate, directory) or _under(candidate, os.path.realpath(directory)):
+                if under(candidate, directory) or under(candidate, os.path.realpath(directory)):
                     return f"{directory} is a host system directory", HOST_PATH_FIX
         where = "the manifest's folder, your home"
         if self.machine:
@@ -413,7 +381,7 @@ class _HostPaths:
             if _SOCKET_NAME_RE.fullmatch(posixpath.basename(candidate)):
                 return "a Podman/Docker socket gives root on the host"
             for socket in sockets:
-                if _under(socket, candidate) or _under(os.path.realpath(socket), candidate):
+                if under(socket, candidate) or under(os.path.realpath(socket), candidate):
                     return f"it contains the Podman/Docker socket {socket}"
         home = _home()
         if home is not None:
@@ -421,10 +389,10 @@ class _HostPaths:
                 for candidate in candidates:
                     if candidate == root:
                         return "it is your home directory itself"
-                    if _under(candidate, root):
+                    if under(candidate, root):
                         top = os.path.relpath(candidate, root).split("/")[0]
                         dot = os.path.join(root, top)
-                        own = folder != dot and _under(folder, dot) and _under(resolved, folder)
+                        own = folder != dot and under(folder, dot) and under(resolved, folder)
                         if top.startswith(".") and not own:
                             return (
                                 f"~/{top} is a dot-directory at the top of your home"
@@ -436,113 +404,10 @@ class _HostPaths:
 def _home() -> str | None:
     """The user's home as a host-path root; None when it is unset or `/` (some service users)."""
     home = os.path.expanduser("~")
-    if not home.startswith("/") or _lexical(home) == "/":
+    if not home.startswith("/") or lexical(home) == "/":
         return None
-    return _lexical(home)
+    return lexical(home)
 
 
 def _system_roots() -> set[str]:
     return {r for d in SYSTEM_DIRS for r in (d, os.path.realpath(d))}
-
-
-def _check_cdi(at: JsonPath, entry: str) -> Iterator[Finding]:
-    if not CDI_NAME_RE.fullmatch(entry):
-        yield (
-            at,
-            (
-                f"{entry!r} is neither a /dev path nor a CDI device name"
-                " (vendor.tld/class=name, e.g. nvidia.com/gpu=all)"
-            ),
-        )
-
-
-def _check_device_path(at: JsonPath, entry: str, allow: bool) -> Iterator[Finding]:
-    parts = entry.split(":")
-    if len(parts) > 3 or (len(parts) == 3 and not set(parts[2]) <= set("rwm")):
-        yield at, f"device {entry!r}: expected /dev/host[:/dev/container[:rwm]]"
-        return
-    host = _lexical(parts[0])
-    if len(parts) > 1 and not _lexical(parts[1]).startswith("/dev/"):
-        yield at, f"device {entry!r}: the container path {parts[1]} must be under /dev"
-    if not host.startswith("/dev/"):
-        yield at, f"device {parts[0]} is refused: device paths must be under /dev"
-        return
-    resolved = os.path.realpath(host)
-    if not resolved.startswith("/dev/"):
-        yield at, f"device {parts[0]} is refused: it is a symlink that resolves outside /dev"
-        return
-    if host in FORBIDDEN_DEVICES or resolved in FORBIDDEN_DEVICES:
-        yield at, f"device {parts[0]} is refused: it exposes the host's memory or I/O ports"
-        return
-    if allow:
-        return
-    if (
-        _BLOCK_DEVICE_RE.fullmatch(host)
-        or _BLOCK_DEVICE_RE.fullmatch(resolved)
-        or _is_block(resolved)
-    ):
-        yield (
-            at,
-            f"device {parts[0]} is refused: block devices give raw disk access; {PRIVILEGE_FIX}",
-        )
-
-
-def _is_block(path: str) -> bool:
-    try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
-    except OSError:
-        return False  # absent here; it may exist on the machine that runs the workload
-
-
-def _check_build(doc: Document, build: dict[str, Any]) -> Iterator[Finding]:
-    raw_context = build.get("context", ".")
-    if not isinstance(raw_context, str):
-        return
-    at: JsonPath = ("spec", "build", "context")
-    repo = find_repo_root(doc.base_dir)
-    root = repo or Path(os.path.realpath(doc.base_dir))
-    where = f"the git repository {root}" if repo else f"the manifest's folder {root}"
-    context = normalize_host_path(raw_context, doc.base_dir)
-    if not context.is_relative_to(root):
-        yield at, f"build context {raw_context} is refused: it must stay inside {where}"
-        return
-    if not context.is_dir():
-        what = "is not a directory" if context.exists() else "does not exist"
-        yield at, f"build context {raw_context} {what}"
-        return
-    containerfile = build.get("containerfile")
-    if isinstance(containerfile, str):
-        cf_at: JsonPath = ("spec", "build", "containerfile")
-        resolved = normalize_host_path(containerfile, context)
-        if not resolved.is_relative_to(context):
-            yield (
-                cf_at,
-                f"containerfile {containerfile} is refused: it must stay inside the build context",
-            )
-        elif not resolved.is_file():
-            yield (
-                cf_at,
-                f"containerfile {containerfile} does not exist in build context {raw_context}",
-            )
-    yield from ((at, message) for message in _context_symlinks(context, raw_context))
-
-
-def _context_symlinks(context: Path, raw_context: str) -> Iterator[str]:
-    """Symlinks leaving the context. Only link targets' paths are resolved, never read."""
-    errors: list[OSError] = []
-    seen = 0
-    for directory, dirs, files in os.walk(context, onerror=errors.append):
-        # A clone never writes symlinks into .git, and its objects would eat the entry budget.
-        if ".git" in dirs:
-            dirs.remove(".git")
-        for entry in (*dirs, *files):
-            seen += 1
-            if seen > MAX_CONTEXT_ENTRIES:
-                yield f"build context has more than {MAX_CONTEXT_ENTRIES} files"
-                return
-            path = os.path.join(directory, entry)
-            if os.path.islink(path) and not Path(os.path.realpath(path)).is_relative_to(context):
-                link = os.path.relpath(path, context)
-                yield f"symlink {link} in build context {raw_context} points outside the build context"
-    for error in errors:
-        yield f"build context {raw_context} cannot be read: {error.strerror}"
