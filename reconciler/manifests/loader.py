@@ -1,9 +1,9 @@
 """Strict YAML loading: files, directories and stdin into Documents that remember where every node is.
 
 First step of the pipeline (sources.py says which files and reads them). Nothing here knows
-about kinds or schemas; it only guarantees that
-what comes out is plain JSON-compatible data (str, int, float, bool, None, list, dict with str
-keys) and that every value can be traced back to file:line:col.
+about kinds or schemas; it only guarantees that what comes out is plain JSON-compatible data
+(str, int, float, bool, None, list, dict with str keys) and that every value can be traced back
+to file:line:col.
 
 The rules, each reported as an Issue at the offending node (all problems of all files are
 collected, then raised together as InvalidInput):
