@@ -24,64 +24,15 @@ from reconciler.engine.observed import (
 )
 from reconciler.errors import PermanentError, PodmanTimeout, PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Workload
-from reconciler.manifests.ports import parse_port
 from reconciler.runtime.backends import unix_http
-from reconciler.runtime.backends.podman_specs import (
-    network_spec,
-    options_spec,
-    pids_limit,
-    tmpfs_mount,
-)
+from reconciler.runtime.backends.podman_specs import container_spec as container_spec
+from reconciler.runtime.backends.podman_url import check_url as check_url
+from reconciler.runtime.backends.podman_url import default_url as default_url
 
 if TYPE_CHECKING:
     import requests
 
 LineSink = Callable[[str], None]
-
-
-def default_url() -> str:
-    """CONTAINER_HOST, else the rootful socket when we are root, else the user's socket."""
-    import os
-
-    if os.environ.get("CONTAINER_HOST"):
-        return os.environ["CONTAINER_HOST"]
-    if os.geteuid() == 0:
-        return "unix:///run/podman/podman.sock"
-    runtime = os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}")
-    return f"unix://{runtime}/podman/podman.sock"
-
-
-SSH_REFUSED = (
-    "ssh:// URLs are not supported: podform sends container specs, env values included, and"
-    " will not do so over an ssh connection whose host key it does not verify. Forward the"
-    " remote socket with ssh yourself (it checks ~/.ssh/known_hosts), e.g."
-    " `ssh -N -L /tmp/podman-remote.sock:/run/podman/podman.sock user@host &`, then use"
-    " --url unix:///tmp/podman-remote.sock"
-)
-_SCHEMES = ("unix", "http+unix", "tcp", "http")
-
-
-def check_url(url: str) -> str:
-    """`url` when podform can talk to it; PermanentError with a one-line reason otherwise."""
-    import urllib.parse
-
-    expected = "expected unix:///path/to/podman.sock, tcp://HOST:PORT or http://HOST:PORT"
-    try:
-        parsed = urllib.parse.urlparse(url)
-        port = parsed.port  # parses (and range-checks) the port; ValueError when invalid
-    except ValueError as exc:
-        raise PermanentError(f"invalid Podman URL {url!r}: {exc}; {expected}") from None
-    scheme = parsed.scheme.lower()
-    if scheme in ("ssh", "http+ssh"):
-        raise PermanentError(SSH_REFUSED)
-    if scheme not in _SCHEMES:
-        raise PermanentError(f"invalid Podman URL {url!r}: {expected}")
-    if scheme in ("unix", "http+unix"):
-        if not unix_http.socket_path(url):
-            raise PermanentError(f"invalid Podman URL {url!r}: no socket path; {expected}")
-    elif not parsed.hostname or (port is None and scheme == "tcp"):
-        raise PermanentError(f"invalid Podman URL {url!r}: no host or port; {expected}")
-    return url
 
 
 class PodmanApi:
@@ -423,79 +374,6 @@ class NotFoundError(PermanentError):
 
 class BuildFailed(PermanentError):
     """The Containerfile failed to build; retrying will not help."""
-
-
-def container_spec(name: str, w: Workload, image_id: str, labels: dict[str, str]) -> dict[str, Any]:
-    """libpod SpecGenerator for one replica of a workload."""
-    spec: dict[str, Any] = {
-        "name": name,
-        "image": image_id,
-        "labels": labels,
-        "env": w.env,
-        "init": w.init,
-        "stop_timeout": max(0, round(w.stop_timeout_s)),
-        "privileged": w.privileged,
-        "cap_add": list(w.cap_add),
-        "devices": [{"path": d} for d in w.devices],
-        "portmappings": [_port(p) for p in w.ports],
-        "mounts": [
-            {
-                "destination": m.target,
-                "source": m.source,
-                "type": "bind",
-                "options": ["rbind", *m.options],
-            }
-            for m in w.volumes
-            if m.bind
-        ],
-        "volumes": [
-            {"Name": m.source, "Dest": m.target, "Options": list(m.options)}
-            for m in w.volumes
-            if not m.bind
-        ],
-    }
-    spec["mounts"] += [tmpfs_mount(t) for t in w.options.tmpfs]
-    if w.command is not None:
-        spec["entrypoint"] = list(w.command)
-    if w.args is not None:
-        spec["command"] = list(w.args)
-    if w.restart != "no":
-        spec["restart_policy"] = w.restart
-    if w.secrets:
-        spec["secrets"] = [
-            {"Source": s.podman_name, "Target": s.target or ""} for s in w.secrets if not s.env
-        ]
-        spec["secret_env"] = {s.env: s.podman_name for s in w.secrets if s.env}
-    limits: dict[str, Any] = {}
-    if w.memory_mib:
-        limits["memory"] = {"limit": w.memory_mib * 1024 * 1024}
-    if w.cpus:
-        limits["cpu"] = {"quota": int(w.cpus * 100_000), "period": 100_000}
-    limits.update(pids_limit(w.options))
-    if limits:
-        spec["resource_limits"] = limits
-    if w.healthcheck:
-        hc = w.healthcheck
-        spec["healthconfig"] = {
-            "Test": ["CMD", *hc.command],
-            "Interval": int(hc.interval_s * 1e9),
-            "Timeout": int(hc.timeout_s * 1e9),
-            "Retries": hc.retries,
-            "StartPeriod": int(hc.start_period_s * 1e9),
-        }
-    spec.update(network_spec(w))
-    spec.update(options_spec(w.options))
-    return spec
-
-
-def _port(text: str) -> dict[str, Any]:
-    p = parse_port(text)
-    out: dict[str, Any] = {"container_port": p.container_port, "protocol": p.protocol}
-    if p.host_ip:
-        out["host_ip"] = p.host_ip
-    if p.host_port is not None:
-        out["host_port"] = p.host_port
-    return out
 
 
 def _missing_device(message: str, optional: set[str]) -> str | None:

@@ -1,4 +1,5 @@
-"""SpecGenerator fields for a Workload's network and ContainerOptions (beside podman_api).
+"""libpod SpecGenerator for a workload's container: container_spec() and its network and options
+fields (beside podman_api, which sends it).
 
 libpod's SpecGenerator names, as the podman CLI fills them (pkg/specgenutil): what `podman
 create --security-opt/--ulimit/--log-opt ...` would send is what podform sends, so `podman
@@ -11,6 +12,7 @@ from typing import Any
 
 from reconciler.manifests.container_opts import LINUX_SIGNALS, ContainerOptions
 from reconciler.manifests.model import Workload
+from reconciler.manifests.ports import parse_port
 
 _UNLIMITED = 2**64 - 1  # POSIXRlimit values are uint64; -1 means "no limit"
 _DECIMAL = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -141,3 +143,76 @@ def human_size(text: str) -> int:
     unit = t[-1] if t and t[-1] in _DECIMAL else ""
     number = t[: len(t) - len(unit)] if unit else t
     return int(float(number) * _DECIMAL[unit])
+
+
+def container_spec(name: str, w: Workload, image_id: str, labels: dict[str, str]) -> dict[str, Any]:
+    """libpod SpecGenerator for one replica of a workload."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "image": image_id,
+        "labels": labels,
+        "env": w.env,
+        "init": w.init,
+        "stop_timeout": max(0, round(w.stop_timeout_s)),
+        "privileged": w.privileged,
+        "cap_add": list(w.cap_add),
+        "devices": [{"path": d} for d in w.devices],
+        "portmappings": [_port(p) for p in w.ports],
+        "mounts": [
+            {
+                "destination": m.target,
+                "source": m.source,
+                "type": "bind",
+                "options": ["rbind", *m.options],
+            }
+            for m in w.volumes
+            if m.bind
+        ],
+        "volumes": [
+            {"Name": m.source, "Dest": m.target, "Options": list(m.options)}
+            for m in w.volumes
+            if not m.bind
+        ],
+    }
+    spec["mounts"] += [tmpfs_mount(t) for t in w.options.tmpfs]
+    if w.command is not None:
+        spec["entrypoint"] = list(w.command)
+    if w.args is not None:
+        spec["command"] = list(w.args)
+    if w.restart != "no":
+        spec["restart_policy"] = w.restart
+    if w.secrets:
+        spec["secrets"] = [
+            {"Source": s.podman_name, "Target": s.target or ""} for s in w.secrets if not s.env
+        ]
+        spec["secret_env"] = {s.env: s.podman_name for s in w.secrets if s.env}
+    limits: dict[str, Any] = {}
+    if w.memory_mib:
+        limits["memory"] = {"limit": w.memory_mib * 1024 * 1024}
+    if w.cpus:
+        limits["cpu"] = {"quota": int(w.cpus * 100_000), "period": 100_000}
+    limits.update(pids_limit(w.options))
+    if limits:
+        spec["resource_limits"] = limits
+    if w.healthcheck:
+        hc = w.healthcheck
+        spec["healthconfig"] = {
+            "Test": ["CMD", *hc.command],
+            "Interval": int(hc.interval_s * 1e9),
+            "Timeout": int(hc.timeout_s * 1e9),
+            "Retries": hc.retries,
+            "StartPeriod": int(hc.start_period_s * 1e9),
+        }
+    spec.update(network_spec(w))
+    spec.update(options_spec(w.options))
+    return spec
+
+
+def _port(text: str) -> dict[str, Any]:
+    p = parse_port(text)
+    out: dict[str, Any] = {"container_port": p.container_port, "protocol": p.protocol}
+    if p.host_ip:
+        out["host_ip"] = p.host_ip
+    if p.host_port is not None:
+        out["host_port"] = p.host_port
+    return out
