@@ -2,21 +2,19 @@
 
 The composition of the pipeline, shared by the CLI commands and watch mode. It holds no
 decisions of its own (the engine has them: planners, phases, inventory rules) and prints
-nothing (the CLI does). Besides the pass it keeps the connection pool and the cache of
-schema verdicts.
+nothing (the CLI does). Besides the pass it keeps the connection pool; loading manifests (with
+the cache of schema verdicts) is in loading.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from reconciler.engine.adoption import adopt
 from reconciler.engine.inventory_rules import Applied, record
@@ -34,11 +32,12 @@ from reconciler.engine.phases import (
     split_phases,
 )
 from reconciler.engine.plan import Action, Kind, Plan, PlanOptions, machine_action_id
-from reconciler.errors import InvalidInput, Issue, PodmanUnreachable, TemporaryError
-from reconciler.manifests.builder import build_desired
+from reconciler.errors import PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Desired
 from reconciler.runtime.executor import Execution, Executor, Outcome, Status
 from reconciler.runtime.inventory import Inventory, state_dir
+from reconciler.runtime.loading import load_desired as load_desired
+from reconciler.runtime.loading import manifest_paths as manifest_paths
 from reconciler.runtime.machines import MachineLayer
 from reconciler.runtime.retry import RetryPolicy, retrying
 
@@ -55,88 +54,6 @@ class Settings:
     parallel: int = 4
     lock_timeout: float = 0.0
     plan: PlanOptions = field(default_factory=PlanOptions)
-
-
-def load_desired(
-    paths: Sequence[str], stdin: BinaryIO | None = None, cache_dir: Path | None = None
-) -> Desired:
-    """Manifests -> Desired, all-or-nothing: InvalidInput carries every problem found.
-
-    With cache_dir, a document set that already passed schema validation unchanged (same
-    bytes-level data, same schemas, same podform) skips jsonschema, whose import and
-    compilation are a large share of a no-op apply. References and policy are always checked.
-    """
-    from reconciler.manifests.loader import load_manifests
-    from reconciler.manifests.schema import validate_documents
-
-    docs = load_manifests(paths, stdin=stdin)
-    key = _validation_key(docs) if cache_dir else ""
-    if not (cache_dir and key in _read_validated(cache_dir)):
-        issues: list[Issue] = validate_documents(docs)
-        if issues:
-            raise InvalidInput(issues)
-        if cache_dir:
-            _remember_validated(cache_dir, key)
-    return build_desired(docs)
-
-
-# Stack names match [a-z0-9]...: a leading "_" keeps podform's own state files apart from every
-# `<stack>.json` inventory (a stack named "validated" once shared this file and lost its inventory).
-_VALIDATED_FILE = "_validated.json"
-_LEGACY_VALIDATED_FILE = "validated.json"
-_VALIDATED_KEEP = 16
-
-
-def _validation_key(docs: Sequence[Any]) -> str:
-    from reconciler import __version__
-    from reconciler.engine.hashing import canonical_json, sha256_hex
-    from reconciler.manifests.schema import schema_dir
-
-    schemas = b"".join(p.read_bytes() for p in sorted(schema_dir().glob("*.json")))
-    data = canonical_json([[d.file, d.data] for d in docs])
-    return sha256_hex(__version__.encode() + sha256_hex(schemas).encode() + data.encode())
-
-
-def _read_validated(cache_dir: Path) -> list[str]:
-    import json
-
-    try:
-        keys = json.loads((cache_dir / _VALIDATED_FILE).read_text())
-    except (OSError, ValueError):
-        return []
-    return [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
-
-
-def _remember_validated(cache_dir: Path, key: str) -> None:
-    """Best effort: a cache that cannot be written only costs the next run some time."""
-    import json
-    import os
-    import tempfile
-
-    keys = [key, *(k for k in _read_validated(cache_dir) if k != key)][:_VALIDATED_KEEP]
-    tmp = ""
-    try:
-        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".validated-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(keys, f)
-        os.replace(tmp, cache_dir / _VALIDATED_FILE)
-        tmp = ""
-        _drop_legacy_cache(cache_dir)
-    except OSError:
-        if tmp:  # a full disk must not leave temporary files behind
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-def _drop_legacy_cache(cache_dir: Path) -> None:
-    """Remove the old cache file `validated.json` (a JSON list), never a stack's inventory."""
-    import json
-
-    legacy = cache_dir / _LEGACY_VALIDATED_FILE
-    with contextlib.suppress(OSError, ValueError):
-        if isinstance(json.loads(legacy.read_text()), list):
-            legacy.unlink()
 
 
 class Connections:
@@ -466,9 +383,3 @@ class Reconciler:
 
     def close(self) -> None:
         self.connections.close()
-
-
-def manifest_paths(paths: Sequence[str]) -> list[Path]:
-    from reconciler.manifests.loader import manifest_files
-
-    return manifest_files(paths)
