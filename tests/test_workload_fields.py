@@ -107,7 +107,7 @@ def test_ports_with_a_network_that_cannot_publish_are_refused(tmp_path: Path) ->
         ),
         (
             {"kind": "Machine", "metadata": {"name": "m", "labels": {"a": "b"}}, "spec": {}},
-            "Podman machine cannot carry labels",
+            "Podman machines carry no labels",
         ),
         (
             {
