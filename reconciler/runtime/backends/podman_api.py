@@ -12,7 +12,8 @@ import contextlib
 import json
 import re
 import struct
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from reconciler.engine.observed import (
@@ -241,13 +242,18 @@ class PodmanApi:
     def build(
         self,
         ref: str,
-        tar: bytes,
+        tar: Iterable[bytes],
         containerfile: str,
         labels: dict[str, str],
         args: dict[str, str],
         target: str | None,
         on_line: LineSink,
     ) -> str:
+        """Build from a tar streamed piece by piece: memory does not grow with the context.
+
+        Progress: "sent N MiB of build context" about once a second while sending, then
+        Podman's own output lines.
+        """
         params: dict[str, str] = {
             "t": ref,
             "dockerfile": containerfile,
@@ -258,17 +264,50 @@ class PodmanApi:
         }
         if target:
             params["target"] = target
-        resp = self._call(
-            "post",
-            "/build",
-            params=params,
-            data=tar,
-            stream=True,
-            timeout=3600,
-            headers={"Content-Type": "application/x-tar"},
-        )
+        progress = _SentProgress(on_line)
+        if self._socket is None:  # ssh:// or tcp://: podman-py sends a generator chunked too
+            resp = self._call(
+                "post",
+                "/build",
+                params=params,
+                data=progress.counting(tar),
+                stream=True,
+                timeout=3600,
+                headers={"Content-Type": "application/x-tar"},
+            )
+            progress.done()
+            return self._build_result(ref, resp.iter_content(chunk_size=None), on_line)
+        try:
+            conn, raw = unix_http.post_stream(
+                self._socket,
+                "/build",
+                params,
+                tar,
+                "application/x-tar",
+                3600,
+                progress.sent,
+            )
+        except TimeoutError:
+            raise TemporaryError(
+                f"Podman at {self.url} did not answer POST /build in time"
+            ) from None
+        except OSError as exc:
+            raise TemporaryError(f"cannot reach Podman at {self.url}: {_root_cause(exc)}") from None
+        try:
+            progress.done()
+            if raw.status != 200:
+                _raise_for_status(raw.status, unix_http.error_message(raw.status, raw.read()))
+            return self._build_result(ref, iter(lambda: raw.read1(65536), b""), on_line)
+        except OSError as exc:
+            raise TemporaryError(
+                f"lost Podman at {self.url} during a build: {_root_cause(exc)}"
+            ) from None
+        finally:
+            conn.close()
+
+    def _build_result(self, ref: str, chunks: Iterable[bytes], on_line: LineSink) -> str:
         image_id = ""
-        for event in _json_lines(resp):
+        for event in _json_objects(chunks):
             if "error" in event:
                 raise BuildFailed(f"build of {ref} failed: {str(event['error']).strip()}")
             text = str(event.get("stream", ""))
@@ -522,10 +561,14 @@ def _health_from_status(status: str) -> str:
 
 
 def _json_lines(resp: requests.Response) -> Iterator[dict[str, Any]]:
+    return _json_objects(resp.iter_content(chunk_size=None, decode_unicode=False))
+
+
+def _json_objects(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     """Podman streams concatenated JSON objects, not always one per line."""
     decoder = json.JSONDecoder()
     buf = ""
-    for chunk in resp.iter_content(chunk_size=None, decode_unicode=False):
+    for chunk in chunks:
         buf += chunk.decode("utf-8", errors="replace")
         while True:
             buf = buf.lstrip()
@@ -538,6 +581,37 @@ def _json_lines(resp: requests.Response) -> Iterator[dict[str, Any]]:
             buf = buf[end:]
             if isinstance(obj, dict):
                 yield obj
+
+
+class _SentProgress:
+    """ "sent N MiB of build context" lines: at most about one a second, and one at the end."""
+
+    def __init__(self, on_line: LineSink, every_s: float = 1.0) -> None:
+        self.on_line = on_line
+        self.every_s = every_s
+        self.total = 0
+        self._last = time.monotonic()
+
+    def sent(self, total: int) -> None:
+        self.total = total
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            self.on_line(f"sent {_mib(total)} of build context")
+
+    def counting(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        total = 0
+        for piece in pieces:
+            yield piece
+            total += len(piece)
+            self.sent(total)
+
+    def done(self) -> None:
+        self.on_line(f"sent {_mib(self.total)} of build context, building")
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
 
 
 def _demux(raw: bytes) -> str:
