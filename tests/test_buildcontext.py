@@ -263,10 +263,11 @@ def test_symlinks_are_hashed_and_sent_as_links(tmp_path: Path) -> None:
 
 def test_large_context_hint_names_the_largest_files() -> None:
     """Over 1 GiB: one line with the total and the largest files; at 1 GiB or less, nothing."""
-    digest = ContextDigest("h", (1 << 30) + 1, (("m/a.gguf", 900 * MiB), ("w.whl", 124 * MiB)))
+    largest = (("m/a.gguf", 900 * MiB), ("w.whl", 124 * MiB), ("Containerfile", 60))
+    digest = ContextDigest("h", (1 << 30) + 1, largest)
     hint = large_context_hint("llm", Path("/ctx"), digest)
     assert hint is not None and "\n" not in hint
-    assert "1.0 GiB" in hint and "m/a.gguf (900.0 MiB), w.whl (124.0 MiB)" in hint
+    assert "1.0 GiB" in hint and "(largest: m/a.gguf (900.0 MiB), w.whl (124.0 MiB))" in hint
     assert "volume" in hint
     assert large_context_hint("llm", Path("/ctx"), ContextDigest("h", 1 << 30, ())) is None
 

@@ -68,3 +68,53 @@ def test_build_reports_context_bytes_sent(
     ref = image_ref(stack_name, "app")
     size = podman_cli("run", "--rm", ref, "wc", "-c", "/app.txt").split()[0]
     assert int(size) == 3 * MiB
+
+
+def test_build_over_tcp_streams_through_podman_py(
+    busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """A non-unix URL (a private tcp:// service) builds from the same streamed tar through
+    podman-py, with the same progress lines."""
+    import socket
+    import subprocess
+
+    from podman_env import podman_binary
+
+    from reconciler.manifests.model import Build
+    from reconciler.runtime.backends.podman_api import PodmanApi
+    from reconciler.runtime.buildcontext import context_tar
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    service = subprocess.Popen(
+        [podman_binary(), "system", "service", "--time=0", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ref = image_ref(stack_name, "tcp")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and service.poll() is None
+                time.sleep(0.1)
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Containerfile").write_text(f"FROM {busybox_image}\nCOPY a.bin /a.bin\n")
+        (ctx / "a.bin").write_bytes(b"q" * (2 * MiB))
+        lines: list[str] = []
+        api = PodmanApi(url)
+        build = Build(ctx, ctx / "Containerfile", {}, None)
+        image = api.build(ref, context_tar(build), "Containerfile", {}, {}, None, lines.append)
+        api.close()
+        assert image and any("sent 2.0 MiB of build context" in ln for ln in lines), lines
+        assert podman_cli("run", "--rm", ref, "wc", "-c", "/a.bin").split()[0] == str(2 * MiB)
+    finally:
+        service.terminate()
+        service.wait(timeout=10)
+        subprocess.run([podman_binary(), "rmi", "--force", "--ignore", ref], capture_output=True)

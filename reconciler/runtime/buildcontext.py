@@ -314,7 +314,8 @@ def large_context_hint(image: str, context: Path, digest: ContextDigest) -> str 
     """The plan-time hint for a context over 1 GiB, naming its largest files; else None."""
     if digest.size <= LARGE_CONTEXT:
         return None
-    files = ", ".join(f"{rel} ({human_bytes(n)})" for rel, n in digest.largest)
+    shown = [(rel, n) for rel, n in digest.largest if n >= 1 << 20] or digest.largest[:1]
+    files = ", ".join(f"{rel} ({human_bytes(n)})" for rel, n in shown)
     return (
         f"image {image}: build context {context} holds {human_bytes(digest.size)} "
         f"(largest: {files}); models are better mounted as volumes (or image volumes) "
