@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -441,10 +442,32 @@ def bench_context(b: Bench, repeat: int, big_gib: float) -> None:
         argv = ["podman", "--remote", "--url", b.url, "build", "-q", "-t", peer_ref, ctx]
         return run_timed(argv, cli_env())
 
+    def curl_build() -> Sample:
+        """The least any API client does: a ready tar (made before the clock starts) uploaded
+        by curl, which streams it from disk, and the build's output read to the end."""
+        fresh()
+        tar = b.work / "ctx.tar"
+        subprocess.run(["tar", "-cf", str(tar), "-C", str(big / "ctx"), "."], check=True)
+        out = b.work / "curl.out"
+        query = urllib.parse.urlencode({"t": peer_ref, "layers": "true", "rm": "true"})
+        argv = [
+            "curl", "-sS", "--fail", "--unix-socket", str(SOCKET), "-X", "POST", "-T", str(tar),
+            "-H", "Content-Type: application/x-tar", "-o", str(out),
+            f"http://podman/v4.0.0/libpod/build?{query}",
+        ]  # fmt: skip
+        try:
+            sample = run_timed(argv, cli_env())
+            if '"error"' in out.read_text(errors="replace"):
+                raise BenchError(f"curl build failed: {out.read_text()[-2000:]}")
+            return sample
+        finally:
+            tar.unlink(missing_ok=True)
+
     subjects = {
         "podform apply (build)": podform_build,
         "podman build": podman_build,
         "podman --remote build": podman_remote_build,
+        "curl POST /build": curl_build,
     }
     rounds(repeat, subjects, lambda s: b.series("context-build", s))
     podman("rmi", "--force", "--ignore", peer_ref)
@@ -603,6 +626,14 @@ def table_rows(b: Bench, ns: list[int], n_validate: int) -> list[dict[str, Any]]
         "context-build",
         "podman --remote build",
         "info: the same API",
+        None,
+        "podform apply (build)",
+    )
+    row(
+        "build of that context (info)",
+        "context-build",
+        "curl POST /build",
+        "info: the API floor",
         None,
         "podform apply (build)",
     )
