@@ -265,7 +265,7 @@ class PodmanApi:
         if target:
             params["target"] = target
         progress = _SentProgress(on_line)
-        if self._socket is None:  # ssh:// or tcp://: podman-py sends a generator chunked too
+        if self._socket is None:  # tcp:// or http://: podman-py sends a generator chunked too
             resp = self._call(
                 "post",
                 "/build",
