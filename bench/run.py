@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -375,6 +376,127 @@ def bench_change(b: Bench, n: int, repeat: int) -> None:
     rounds(repeat, subjects, lambda s: b.series(f"change{n}", s))
 
 
+CONTEXT_STACK = f"{PREFIX}ctx"  # the stack with the big file; f"{PREFIX}ctx0" without it
+CONTEXT_FILE = "model.bin"
+
+
+def context_ref(stack: str) -> str:
+    return f"localhost/{stack}-model:latest"
+
+
+def write_context_stack(directory: Path, stack: str, big_gib: float) -> Path:
+    """A Stack with one Image (no workload) built from DIRECTORY/ctx: a Containerfile that
+    copies the context, a small `run-id` file and, when BIG_GIB > 0, a random model.bin."""
+    ctx = directory / "ctx"
+    ctx.mkdir(parents=True, exist_ok=True)
+    (ctx / "Containerfile").write_text(f"FROM {IMAGE}\nCOPY . /data/\n")
+    (ctx / "run-id").write_text("0\n")
+    if big_gib > 0 and not (ctx / CONTEXT_FILE).exists():
+        chunk, left = 16 << 20, int(big_gib * (1 << 30))
+        with open(ctx / CONTEXT_FILE, "wb") as f:  # random: nothing compresses or dedups it
+            while left > 0:
+                left -= f.write(os.urandom(min(chunk, left)))
+    docs = [
+        {"apiVersion": "podform/v1", "kind": "Stack", "metadata": {"name": stack}},
+        {
+            "apiVersion": "podform/v1",
+            "kind": "Image",
+            "metadata": {"name": "model"},
+            "spec": {"ref": context_ref(stack), "build": {"context": "./ctx"}},
+        },
+    ]
+    (directory / "stack.yaml").write_text(
+        yaml.safe_dump_all(docs, explicit_start=True, sort_keys=False)
+    )
+    return directory
+
+
+def bench_context(b: Bench, repeat: int, big_gib: float) -> None:
+    """A model-sized file in a build context: the no-op plan with it against the same plan
+    without it, the first plan after it appeared (digest cache cold), and the build itself
+    (podform apply against `podman build` of the same context; wall time and peak RSS)."""
+    print(f"build context with a {big_gib:g} GiB file", flush=True)
+    big = write_context_stack(b.work / "ctx-big", CONTEXT_STACK, big_gib)
+    small = write_context_stack(b.work / "ctx-small", f"{CONTEXT_STACK}0", 0)
+    peer_ref = f"localhost/{CONTEXT_STACK}-podman:latest"
+    runs = iter(range(1, 10_000))
+
+    def fresh() -> None:
+        """A new run-id (so neither tool finds a cached COPY layer) and no image to reuse."""
+        (big / "ctx" / "run-id").write_text(f"{next(runs)}\n")
+        podman("rmi", "--force", "--ignore", context_ref(CONTEXT_STACK), peer_ref)
+
+    def podform_build() -> Sample:
+        fresh()
+        return b.podform("apply", "-f", str(big), "-q")
+
+    def podman_build() -> Sample:
+        fresh()
+        ctx = str(big / "ctx")
+        return run_timed(["podman", "build", "-q", "-t", peer_ref, ctx], cli_env())
+
+    def podman_remote_build() -> Sample:
+        """The podman CLI as an API client of the same service: it uploads the context too."""
+        fresh()
+        ctx = str(big / "ctx")
+        argv = ["podman", "--remote", "--url", b.url, "build", "-q", "-t", peer_ref, ctx]
+        return run_timed(argv, cli_env())
+
+    def curl_build() -> Sample:
+        """The least any API client does: a ready tar (made before the clock starts) uploaded
+        by curl, which streams it from disk, and the build's output read to the end."""
+        fresh()
+        tar = b.work / "ctx.tar"
+        subprocess.run(["tar", "-cf", str(tar), "-C", str(big / "ctx"), "."], check=True)
+        out = b.work / "curl.out"
+        query = urllib.parse.urlencode({"t": peer_ref, "layers": "true", "rm": "true"})
+        argv = [
+            "curl", "-sS", "--fail", "--unix-socket", str(SOCKET), "-X", "POST", "-T", str(tar),
+            "-H", "Content-Type: application/x-tar", "-o", str(out),
+            f"http://podman/v4.0.0/libpod/build?{query}",
+        ]  # fmt: skip
+        try:
+            sample = run_timed(argv, cli_env())
+            if '"error"' in out.read_text(errors="replace"):
+                raise BenchError(f"curl build failed: {out.read_text()[-2000:]}")
+            return sample
+        finally:
+            tar.unlink(missing_ok=True)
+
+    subjects = {
+        "podform apply (build)": podform_build,
+        "podman build": podman_build,
+        "podman --remote build": podman_remote_build,
+        "curl POST /build": curl_build,
+    }
+    rounds(repeat, subjects, lambda s: b.series("context-build", s))
+    podman("rmi", "--force", "--ignore", peer_ref)
+
+    # Converge both stacks once, then plan them: nothing to do, the digest cache warm.
+    (big / "ctx" / "run-id").write_text("0\n")
+    b.podform("apply", "-f", str(big), "-q")
+    b.podform("apply", "-f", str(small), "-q")
+    cache = b.work / "state" / f"{CONTEXT_STACK}.contexts.json"
+
+    def cold_plan() -> Sample:
+        cache.unlink(missing_ok=True)
+        return b.podform("plan", "-f", str(big), "-q")
+
+    subjects = {
+        "podform plan (with the file)": lambda: b.podform("plan", "-f", str(big), "-q"),
+        "podform plan (without it)": lambda: b.podform("plan", "-f", str(small), "-q"),
+    }
+    rounds(repeat * 2, subjects, lambda s: b.series("context-plan", s))
+    cold = {"podform plan, cache cold": cold_plan}
+    rounds(repeat, cold, lambda s: b.series("context-plan-cold", s))
+
+
+def remove_context_images() -> None:
+    for stack in (CONTEXT_STACK, f"{CONTEXT_STACK}0"):
+        podman("rmi", "--force", "--ignore", context_ref(stack))
+    podman("rmi", "--force", "--ignore", f"localhost/{CONTEXT_STACK}-podman:latest")
+
+
 def converge(b: Bench, n: int) -> None:
     """Bring both stacks of N workloads up once (timed for information, not compared)."""
     print(f"converging {n} workloads once with each tool", flush=True)
@@ -475,6 +597,57 @@ def table_rows(b: Bench, ns: list[int], n_validate: int) -> list[dict[str, Any]]
                     "target": "flat (info)",
                 }
             )
+    row(
+        "no-op plan, build context with a big file",
+        "context-plan",
+        "podform plan (without it)",
+        "<= 1.5x without it",
+        1.5,
+        "podform plan (with the file)",
+    )
+    row(
+        "first plan after the big file appeared (info)",
+        "context-plan-cold",
+        None,
+        "info",
+        None,
+        "podform plan, cache cold",
+    )
+    row(
+        "build of that context",
+        "context-build",
+        "podman build",
+        "<= 1.15x podman build",
+        1.15,
+        "podform apply (build)",
+    )
+    row(
+        "build of that context (info)",
+        "context-build",
+        "podman --remote build",
+        "info: the same API",
+        None,
+        "podform apply (build)",
+    )
+    row(
+        "build of that context (info)",
+        "context-build",
+        "curl POST /build",
+        "info: the API floor",
+        None,
+        "podform apply (build)",
+    )
+    build = b.results.get("context-build", {}).get("podform apply (build)")
+    if build is not None:
+        rows.append(
+            {
+                "row": "build of that context: peak RSS",
+                "podform_rss_mib": round(build.peak_rss_mib, 1),
+                "target": "<= 150 MiB",
+                "met": build.peak_rss_mib <= 150,
+                "runs": len(build.samples),
+            }
+        )
     for n in ns:
         row(
             f"first up of {n} workloads, 1 run",
@@ -548,10 +721,21 @@ def main() -> int:
     parser.add_argument(
         "--compose", help="podman-compose executable (default: bench/.venv, then PATH)"
     )
+    parser.add_argument(
+        "--context-gib", type=float, default=1.0, help="size of the big build-context file"
+    )
+    parser.add_argument(
+        "--context-repeat", type=int, default=3, help="builds per subject (plans: twice that)"
+    )
+    parser.add_argument(
+        "--only-context",
+        action="store_true",
+        help="only the build-context rows (no podman-compose needed)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results.json")
     args = parser.parse_args()
-    ns = sorted(set(args.n or [20, 200]))
-    compose_bin = args.compose or _find_compose()
+    ns = [] if args.only_context else sorted(set(args.n or [20, 200]))
+    compose_bin = "" if args.only_context else (args.compose or _find_compose())
     try:
         import podman  # noqa: F401  (the floor needs podman-py in this interpreter)
     except ImportError:
@@ -570,7 +754,8 @@ def main() -> int:
             for n in ns:
                 write_podform(b.stack_dir(n), f"{PREFIX}{n}", n)
                 write_compose(b.work / f"compose{n}.yaml", n)
-            bench_static(b, args.repeat, args.validate_docs)
+            if not args.only_context:
+                bench_static(b, args.repeat, args.validate_docs)
             for n in ns:
                 if n == 20:  # cold and change only where podman-compose's cold start is affordable
                     bench_cold(b, n, args.cold_repeat)
@@ -580,12 +765,14 @@ def main() -> int:
                 if n == 20:
                     bench_change(b, n, args.cold_repeat)
                 remove_everything([f"{PREFIX}{n}", f"{PREFIX}c{n}"])  # a big store slows every list
+            bench_context(b, args.context_repeat, args.context_gib)
         except KeyboardInterrupt:
             print("\ninterrupted: removing the bench containers", file=sys.stderr)
             return 130
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # cleanup must not be cut short
             remove_everything(names)
+            remove_context_images()
     rows = table_rows(b, ns, args.validate_docs)
     print(
         f"\nmedians of {args.repeat} runs ({args.cold_repeat} for cold and change); "

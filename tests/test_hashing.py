@@ -163,7 +163,7 @@ def test_tar_holds_exactly_the_hashed_files(tmp_path: Path) -> None:
     import tarfile
 
     build = make_context(tmp_path)
-    with tarfile.open(fileobj=io.BytesIO(context_tar(build))) as tar:
+    with tarfile.open(fileobj=io.BytesIO(b"".join(context_tar(build)))) as tar:
         members = tar.getmembers()
     assert sorted(m.name for m in members) == context_files(build)
     assert all(m.uid == 0 and m.mtime == 0 for m in members)

@@ -57,7 +57,8 @@ def test_gpu_stack_applies_converges_and_edits_in_place(
     assert "+ gpu create (init): machine does not exist: init, then start it" in text
     assert "? llama-img known after machine gpu starts" in text
     assert f"? {stack_name}-llama-1 known after machine gpu starts" in text
-    assert text.count("known after machine gpu starts") == 2, "each resource shown once"
+    assert f"? {stack_name} known after machine gpu starts" in text  # the stack network
+    assert text.count("known after machine gpu starts") == 3, "each resource shown once"
     assert fake.changing_calls() == [], "plan must not change machines"
 
     ok(run_podform("apply", "-f", d, *podman))

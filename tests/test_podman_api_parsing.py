@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.engine.observed import ObservedContainer, ObservedImage, ObservedVolume
 from reconciler.errors import PermanentError, PodmanTimeout, TemporaryError
-from reconciler.runtime.backends import podman_api, unix_http
+from reconciler.runtime.backends import podman_streams, unix_http
 from reconciler.runtime.backends.podman_api import PodmanApi
 
 FIXTURES = Path(__file__).parent / "fixtures" / "podman"
@@ -173,7 +173,7 @@ def test_version_healthcheck_and_exec_answers(
 def test_demux_reads_each_frame_of_the_recorded_stream() -> None:
     """The 8-byte frame header (stream, size) is stripped; frames are joined in order."""
     frame = fixture("4.3.1", "exec_start.bin")
-    assert podman_api._demux(frame + frame) == "renderD128\nrenderD128\n"
+    assert podman_streams.demux(frame + frame) == "renderD128\nrenderD128\n"
 
 
 def test_exec_outliving_its_timeout_reads_as_exit_124(monkeypatch: pytest.MonkeyPatch) -> None:

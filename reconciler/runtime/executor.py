@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -78,7 +78,7 @@ class Engine(Protocol):
     def build(
         self,
         ref: str,
-        tar: bytes,
+        tar: Iterable[bytes],
         containerfile: str,
         labels: dict[str, str],
         args: dict[str, str],

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reconciler.engine.adoption import adopt
@@ -168,10 +169,28 @@ def _first_call(call: Callable[[], Any], policy: RetryPolicy = FIRST_CALL) -> An
         ) from None
 
 
-def content_hashes(desired: Desired) -> dict[str, str]:
-    from reconciler.runtime.buildcontext import content_hash
+def content_hashes(
+    desired: Desired, cache_dir: Path | None = None
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Each built image's content hash (the planner's input) and the >1 GiB context hints.
 
-    return {i.name: content_hash(i.build) for i in desired.images.values() if i.build is not None}
+    With cache_dir, file digests are kept in `<stack>.contexts.json` there (a stack name has
+    no dot, so it never meets an inventory file): an unchanged file costs one lstat.
+    """
+    from reconciler.runtime.buildcontext import DigestCache, digest_context, large_context_hint
+
+    cache = DigestCache(cache_dir / f"{desired.stack.name}.contexts.json" if cache_dir else None)
+    hashes: dict[str, str] = {}
+    hints: list[str] = []
+    for image in sorted(desired.images.values(), key=lambda i: i.name):
+        if image.build is not None:
+            digest = digest_context(image.build, cache)
+            hashes[image.name] = digest.hash
+            hint = large_context_hint(image.name, image.build.context, digest)
+            if hint:
+                hints.append(hint)
+    cache.save()
+    return hashes, tuple(hints)
 
 
 @dataclass(frozen=True)
@@ -241,7 +260,7 @@ class Reconciler:
         observed = observe(desired, recorded, phases.now, self.connections)
         observed.machines = found
         recorded = adopt(recorded, observed, desired.stack.name)  # what a killed pass left
-        hashes = content_hashes(desired)
+        hashes, hints = content_hashes(desired, inv.directory)
         plan = plan_first(
             desired,
             observed,
@@ -252,6 +271,8 @@ class Reconciler:
             machine_errors,
             phases,
         )
+        if hints:
+            plan = dataclasses.replace(plan, warnings=plan.warnings + hints)
         return PlanResult(plan, recorded, observed, phases, hashes, options, problems)
 
     def _with_secret_digests(self, desired: Desired, recorded: Recorded) -> PlanOptions:

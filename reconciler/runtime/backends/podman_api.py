@@ -11,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from reconciler.engine.observed import (
@@ -26,6 +25,13 @@ from reconciler.errors import PermanentError, PodmanTimeout, PodmanUnreachable, 
 from reconciler.manifests.model import Workload
 from reconciler.runtime.backends import unix_http
 from reconciler.runtime.backends.podman_specs import container_spec as container_spec
+from reconciler.runtime.backends.podman_specs import missing_optional_device
+from reconciler.runtime.backends.podman_streams import (
+    SentProgress,
+    demux,
+    json_lines,
+    json_objects,
+)
 from reconciler.runtime.backends.podman_url import check_url as check_url
 from reconciler.runtime.backends.podman_url import default_url as default_url
 
@@ -187,13 +193,18 @@ class PodmanApi:
     def build(
         self,
         ref: str,
-        tar: bytes,
+        tar: Iterable[bytes],
         containerfile: str,
         labels: dict[str, str],
         args: dict[str, str],
         target: str | None,
         on_line: LineSink,
     ) -> str:
+        """Build from a tar streamed piece by piece: memory does not grow with the context.
+
+        Progress: "sent N MiB of build context" about once a second while sending, then
+        Podman's own output lines.
+        """
         params: dict[str, str] = {
             "t": ref,
             "dockerfile": containerfile,
@@ -204,17 +215,50 @@ class PodmanApi:
         }
         if target:
             params["target"] = target
-        resp = self._call(
-            "post",
-            "/build",
-            params=params,
-            data=tar,
-            stream=True,
-            timeout=3600,
-            headers={"Content-Type": "application/x-tar"},
-        )
+        progress = SentProgress(on_line)
+        if self._socket is None:  # tcp:// or http://: podman-py sends a generator chunked too
+            resp = self._call(
+                "post",
+                "/build",
+                params=params,
+                data=progress.counting(tar),
+                stream=True,
+                timeout=3600,
+                headers={"Content-Type": "application/x-tar"},
+            )
+            progress.done()
+            return self._build_result(ref, resp.iter_content(chunk_size=None), on_line)
+        try:
+            conn, raw = unix_http.post_stream(
+                self._socket,
+                "/build",
+                params,
+                tar,
+                "application/x-tar",
+                3600,
+                progress.sent,
+            )
+        except TimeoutError:
+            raise TemporaryError(
+                f"Podman at {self.url} did not answer POST /build in time"
+            ) from None
+        except OSError as exc:
+            raise TemporaryError(f"cannot reach Podman at {self.url}: {_root_cause(exc)}") from None
+        try:
+            progress.done()
+            if raw.status != 200:
+                _raise_for_status(raw.status, unix_http.error_message(raw.status, raw.read()))
+            return self._build_result(ref, iter(lambda: raw.read1(65536), b""), on_line)
+        except OSError as exc:
+            raise TemporaryError(
+                f"lost Podman at {self.url} during a build: {_root_cause(exc)}"
+            ) from None
+        finally:
+            conn.close()
+
+    def _build_result(self, ref: str, chunks: Iterable[bytes], on_line: LineSink) -> str:
         image_id = ""
-        for event in _json_lines(resp):
+        for event in json_objects(chunks):
             if "error" in event:
                 raise BuildFailed(f"build of {ref} failed: {str(event['error']).strip()}")
             text = str(event.get("stream", ""))
@@ -228,7 +272,7 @@ class PodmanApi:
         resp = self._call(
             "post", "/images/pull", params={"reference": ref}, stream=True, timeout=3600
         )
-        for event in _json_lines(resp):
+        for event in json_lines(resp):
             if event.get("error"):
                 raise PermanentError(f"pull of {ref} failed: {event['error']}")
             if event.get("stream"):
@@ -302,7 +346,7 @@ class PodmanApi:
             except (TemporaryError, PermanentError) as exc:
                 # An optional device (ROCm's /dev/kfd, a second GPU) that this host lacks is
                 # left out: only Podman, on the target, knows whether it exists.
-                missing = _missing_device(str(exc), optional)
+                missing = missing_optional_device(str(exc), optional)
                 if missing is None:
                     raise
                 optional.discard(missing)
@@ -354,7 +398,7 @@ class PodmanApi:
             )
         except PodmanTimeout:
             return 124, f"timed out after {timeout_s:g}s"
-        output = _demux(resp.content)
+        output = demux(resp.content)
         info = self._json("get", f"/exec/{exec_id}/json")
         return int(info.get("ExitCode") or 0), output
 
@@ -374,46 +418,6 @@ class NotFoundError(PermanentError):
 
 class BuildFailed(PermanentError):
     """The Containerfile failed to build; retrying will not help."""
-
-
-def _missing_device(message: str, optional: set[str]) -> str | None:
-    """The optional device Podman could not find ("stat /dev/kfd: no such file or directory")."""
-    for entry in optional:
-        host = entry.partition(":")[0]
-        if f"stat {host}: no such file or directory" in message:
-            return entry
-    return None
-
-
-def _json_lines(resp: requests.Response) -> Iterator[dict[str, Any]]:
-    """Podman streams concatenated JSON objects, not always one per line."""
-    decoder = json.JSONDecoder()
-    buf = ""
-    for chunk in resp.iter_content(chunk_size=None, decode_unicode=False):
-        buf += chunk.decode("utf-8", errors="replace")
-        while True:
-            buf = buf.lstrip()
-            if not buf:
-                break
-            try:
-                obj, end = decoder.raw_decode(buf)
-            except json.JSONDecodeError:
-                break
-            buf = buf[end:]
-            if isinstance(obj, dict):
-                yield obj
-
-
-def _demux(raw: bytes) -> str:
-    """Docker's multiplexed stream: 8-byte headers (stream, 0, 0, 0, big-endian length)."""
-    out, i = bytearray(), 0
-    while i + 8 <= len(raw) and raw[i] in (0, 1, 2) and raw[i + 1 : i + 4] == b"\0\0\0":
-        (size,) = struct.unpack(">I", raw[i + 4 : i + 8])
-        out += raw[i + 8 : i + 8 + size]
-        i += 8 + size
-    if i == 0:
-        return raw.decode("utf-8", errors="replace")
-    return out.decode("utf-8", errors="replace")
 
 
 def _error_message(resp: requests.Response) -> str:

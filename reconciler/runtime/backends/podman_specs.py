@@ -216,3 +216,12 @@ def _port(text: str) -> dict[str, Any]:
     if p.host_port is not None:
         out["host_port"] = p.host_port
     return out
+
+
+def missing_optional_device(message: str, optional: set[str]) -> str | None:
+    """The optional device Podman could not find ("stat /dev/kfd: no such file or directory")."""
+    for entry in optional:
+        host = entry.partition(":")[0]
+        if f"stat {host}: no such file or directory" in message:
+            return entry
+    return None

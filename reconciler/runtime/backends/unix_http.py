@@ -1,8 +1,9 @@
 """A minimal HTTP GET over a unix socket, for the read-only calls of a pass.
 
 Why not podman-py here: importing it (with requests, urllib3, rich) costs about 100 ms,
-the largest single share of a no-op apply, which only needs three GETs. Writes, builds
-and streams still go through podman-py, imported when a pass has something to do.
+the largest single share of a no-op apply, which only needs three GETs. Writes and most
+streams still go through podman-py, imported when a pass has something to do. Builds send
+their context here, streamed (post_stream), so memory does not grow with the context.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import http.client
 import json
 import socket
 import urllib.parse
+from collections.abc import Callable, Iterable
 from typing import Any
 
 # Podman accepts any version prefix; this one matches the API level podform is written for.
@@ -52,6 +54,47 @@ def get(path: str, resource: str, params: dict[str, str], timeout: float) -> tup
         return resp.status, resp.read()
     finally:
         conn.close()
+
+
+def post_stream(
+    path: str,
+    resource: str,
+    params: dict[str, str],
+    body: Iterable[bytes],
+    content_type: str,
+    timeout: float,
+    on_sent: Callable[[int], None],
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """POST `body` piece by piece with chunked transfer encoding; the response is not read.
+
+    Memory stays at one piece of `body`. on_sent(total) follows every piece. If the server
+    answers early and closes (an error before it read the body), its answer is still
+    returned. The caller reads the response and closes the connection. OSError on failure.
+    """
+    query = urllib.parse.urlencode(params)
+    conn = _UnixConnection(path, timeout)
+    try:
+        conn.putrequest("POST", f"{LIBPOD_PREFIX}{resource}" + (f"?{query}" if query else ""))
+        conn.putheader("Content-Type", content_type)
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        sent = 0
+        try:
+            for piece in body:
+                if not piece:
+                    continue
+                conn.send(b"%x\r\n" % len(piece))
+                conn.send(piece)
+                conn.send(b"\r\n")
+                sent += len(piece)
+                on_sent(sent)
+            conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered without reading everything: its answer says why
+        return conn, conn.getresponse()
+    except BaseException:
+        conn.close()
+        raise
 
 
 def error_message(status: int, body: bytes) -> str:
