@@ -11,14 +11,20 @@ Real Podman's environment (the private service, the busybox image) is in podman_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import pytest
 import yaml
 
 from reconciler.manifests.model import (
@@ -361,3 +367,70 @@ class FakePodman:
 
 
 MakeFake = Callable[..., FakePodman]
+
+
+LogLine = dict[str, Any]
+
+
+class BackgroundPodform:
+    """`python -m reconciler COMMAND ...` (watch, sync) in the background, its JSON log lines
+    collected from stderr."""
+
+    def __init__(self, command: str, socket_url: str, state_dir: Path, *args: str) -> None:
+        self.command = command
+        env = {**os.environ, "CONTAINER_HOST": socket_url, "PODFORM_STATE_DIR": str(state_dir)}
+        argv = [sys.executable, "-m", "reconciler", command, *args, "--log-format", "json"]
+        self.proc = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: list[LogLine] = []
+        self.raw: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.raw.append(line)
+            with contextlib.suppress(json.JSONDecodeError):  # a non-JSON line is kept in raw
+                self.lines.append(json.loads(line))
+
+    def events(self, name: str, **match: Any) -> list[LogLine]:
+        return [
+            x
+            for x in list(self.lines)
+            if x.get("event") == name and all(x.get(k) == v for k, v in match.items())
+        ]
+
+    def passes(self) -> int:
+        return len(self.events("pass complete"))
+
+    def wait_for(self, what: str, pred: Callable[[], bool], timeout: float) -> float:
+        """Seconds until PRED held; fails after TIMEOUT or when the process exits."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if pred():
+                return time.monotonic() - t0
+            assert self.proc.poll() is None, (
+                f"{self.command} exited {self.proc.returncode}:\n{self.log()}"
+            )
+            time.sleep(0.05)
+        pytest.fail(f"timed out after {timeout}s waiting for {what}\n{self.log()}")
+
+    def log(self) -> str:
+        return "".join(self.raw[-40:])
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code (killed after 30 s)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return self.proc.returncode

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import BackgroundPodform
 from podman_env import container_ids, podform_subprocess
 
 from reconciler.errors import PodformError
@@ -28,7 +29,6 @@ from reconciler.runtime.backends.git import GitRepo, Remote
 from reconciler.runtime.inventory import Inventory
 from reconciler.runtime.sync import MAX_BACKOFF_S, Source
 
-LogLine = dict[str, Any]
 EMAIL = "signer@example.invalid"
 
 
@@ -94,70 +94,13 @@ def remote(tmp_path: Path) -> Remote_:
     return Remote_(tmp_path / "git")
 
 
-class SyncProcess:
-    """`python -m reconciler sync` in the background, its JSON log lines collected."""
-
-    def __init__(self, socket_url: str, state_dir: Path, *args: str) -> None:
-        env = {**os.environ, "CONTAINER_HOST": socket_url, "PODFORM_STATE_DIR": str(state_dir)}
-        argv = [sys.executable, "-m", "reconciler", "sync", *args, "--log-format", "json"]
-        self.proc = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.lines: list[LogLine] = []
-        self.raw: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.raw.append(line)
-            with contextlib.suppress(json.JSONDecodeError):
-                self.lines.append(json.loads(line))
-
-    def events(self, name: str, **match: Any) -> list[LogLine]:
-        return [
-            x
-            for x in list(self.lines)
-            if x.get("event") == name and all(x.get(k) == v for k, v in match.items())
-        ]
-
-    def wait_for(self, what: str, pred: Callable[[], bool], timeout: float) -> float:
-        """Seconds until PRED held; fails after TIMEOUT or when the process exits."""
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if pred():
-                return time.monotonic() - t0
-            assert self.proc.poll() is None, f"sync exited {self.proc.returncode}:\n{self.log()}"
-            time.sleep(0.05)
-        pytest.fail(f"timed out after {timeout}s waiting for {what}\n{self.log()}")
-
-    def log(self) -> str:
-        return "".join(self.raw[-40:])
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-        return self.proc.returncode
-
-
 @pytest.fixture
-def start_sync(podman_socket: str, state_dir: Path) -> Iterator[Callable[..., SyncProcess]]:
+def start_sync(podman_socket: str, state_dir: Path) -> Iterator[Callable[..., BackgroundPodform]]:
     """Starts sync processes; each is stopped (SIGTERM) after the test."""
-    started: list[SyncProcess] = []
+    started: list[BackgroundPodform] = []
 
-    def start(*args: str) -> SyncProcess:
-        started.append(SyncProcess(podman_socket, state_dir, *args))
+    def start(*args: str) -> BackgroundPodform:
+        started.append(BackgroundPodform("sync", podman_socket, state_dir, *args))
         return started[-1]
 
     yield start
@@ -180,7 +123,7 @@ def web_env(stack: str) -> list[str]:
 
 
 def test_loop_follows_pushes_keeps_last_good_on_a_broken_commit_and_exits_0_on_sigterm(
-    start_sync: Callable[..., SyncProcess],
+    start_sync: Callable[..., BackgroundPodform],
     remote: Remote_,
     busybox_image: str,
     stack_name: str,
@@ -604,7 +547,7 @@ def test_the_lock_file_names_the_command_without_url_credentials(
 
 
 def test_sigterm_during_an_apply_finishes_it_and_exits_0(
-    start_sync: Callable[..., SyncProcess],
+    start_sync: Callable[..., BackgroundPodform],
     remote: Remote_,
     busybox_image: str,
     stack_name: str,

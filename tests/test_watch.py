@@ -7,12 +7,8 @@ check the world with the podman CLI.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,14 +17,13 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import BackgroundPodform
 from podman_env import container_ids, container_state, podman_cli
 
 from reconciler.cli.watch import GIT_POLL_S, Rejected, Snapshot, Watcher, _blank, watch_roots
 from reconciler.engine.plan import Plan
 from reconciler.errors import PodmanUnreachable
 from reconciler.runtime.orchestrator import PassResult, load_desired
-
-LogLine = dict[str, Any]
 
 
 def documents(stack: str, image: str, env: dict[str, str] | None = None) -> str:
@@ -50,69 +45,15 @@ def save_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class WatchProcess:
-    """`python -m reconciler watch` in the background, its JSON log lines collected."""
-
-    def __init__(self, socket: str, state_dir: Path, *args: str) -> None:
-        env = {**os.environ, "CONTAINER_HOST": socket, "PODFORM_STATE_DIR": str(state_dir)}
-        argv = [sys.executable, "-m", "reconciler", "watch", *args, "--log-format", "json"]
-        self.proc = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.lines: list[LogLine] = []
-        self.raw: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.raw.append(line)
-            with contextlib.suppress(json.JSONDecodeError):  # a non-JSON line is kept in raw
-                self.lines.append(json.loads(line))
-
-    def events(self, name: str) -> list[LogLine]:
-        return [x for x in list(self.lines) if x.get("event") == name]
-
-    def wait_for(self, what: str, pred: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred():
-                return
-            assert self.proc.poll() is None, f"watch exited {self.proc.returncode}:\n{self.log()}"
-            time.sleep(0.05)
-        pytest.fail(f"timed out after {timeout}s waiting for {what}\n{self.log()}")
-
-    def passes(self) -> int:
-        return len(self.events("pass complete"))
-
-    def log(self) -> str:
-        return "".join(self.raw[-40:])
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return self.proc.returncode
-
-
 @pytest.fixture
 def start_watch(
     podman_socket: str, state_dir: Path, busybox_image: str, stack_name: str
-) -> Iterator[Callable[..., WatchProcess]]:
+) -> Iterator[Callable[..., BackgroundPodform]]:
     """Starts watch processes for the test; each is stopped (SIGTERM) afterwards."""
-    started: list[WatchProcess] = []
+    started: list[BackgroundPodform] = []
 
-    def start(*args: str) -> WatchProcess:
-        started.append(WatchProcess(podman_socket, state_dir, *args))
+    def start(*args: str) -> BackgroundPodform:
+        started.append(BackgroundPodform("watch", podman_socket, state_dir, *args))
         return started[-1]
 
     yield start
@@ -138,7 +79,10 @@ def env_of(cid: str) -> list[str]:
 
 @pytest.mark.slow
 def test_atomic_rename_save_converges_quickly(
-    start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
+    start_watch: Callable[..., BackgroundPodform],
+    busybox_image: str,
+    stack_name: str,
+    tmp_path: Path,
 ) -> None:
     """An editor-style rename of a changed file replaces the container within seconds."""
     manifest = tmp_path / "m" / "stack.yaml"
@@ -162,7 +106,10 @@ def test_atomic_rename_save_converges_quickly(
 
 @pytest.mark.slow
 def test_broken_then_emptied_file_changes_nothing_until_fixed(
-    start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
+    start_watch: Callable[..., BackgroundPodform],
+    busybox_image: str,
+    stack_name: str,
+    tmp_path: Path,
 ) -> None:
     """Invalid YAML, then an empty file: same containers even with --prune, each logged once."""
     manifest = tmp_path / "m" / "stack.yaml"
@@ -199,7 +146,10 @@ def test_broken_then_emptied_file_changes_nothing_until_fixed(
 
 @pytest.mark.slow
 def test_drift_by_hand_is_corrected_within_the_interval(
-    start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
+    start_watch: Callable[..., BackgroundPodform],
+    busybox_image: str,
+    stack_name: str,
+    tmp_path: Path,
 ) -> None:
     """The timed pass starts a container stopped by hand and recreates one removed by hand."""
     manifest = tmp_path / "stack.yaml"
@@ -223,7 +173,10 @@ def test_drift_by_hand_is_corrected_within_the_interval(
 
 
 def test_sigterm_exits_zero_promptly(
-    start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
+    start_watch: Callable[..., BackgroundPodform],
+    busybox_image: str,
+    stack_name: str,
+    tmp_path: Path,
 ) -> None:
     """SIGTERM ends watch with exit 0 within a few seconds."""
     manifest = tmp_path / "stack.yaml"
@@ -245,7 +198,10 @@ def rss_kib(pid: int) -> int:
 
 @pytest.mark.slow
 def test_rss_stays_flat_over_many_passes(
-    start_watch: Callable[..., WatchProcess], busybox_image: str, stack_name: str, tmp_path: Path
+    start_watch: Callable[..., BackgroundPodform],
+    busybox_image: str,
+    stack_name: str,
+    tmp_path: Path,
 ) -> None:
     """RSS after 100 passes is within 5 MiB of RSS after 10."""
     manifest = tmp_path / "stack.yaml"
