@@ -369,6 +369,22 @@ class FakePodman:
 MakeFake = Callable[..., FakePodman]
 
 
+def documents(stack: str, image: str, env: dict[str, str] | None = None, bad: bool = False) -> str:
+    """A Stack and one quick-stopping Workload `web`; BAD misspells a key (schema error)."""
+    spec: dict[str, Any] = {
+        "image": image, "command": ["sleep", "3600"], "init": True, "stopTimeout": "1s",
+    }  # fmt: skip
+    if env:
+        spec["env"] = env
+    if bad:
+        spec["imagee"] = spec.pop("image")
+    docs = [
+        {"apiVersion": "podform/v1", "kind": "Stack", "metadata": {"name": stack}},
+        {"apiVersion": "podform/v1", "kind": "Workload", "metadata": {"name": "web"}, "spec": spec},
+    ]
+    return yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True)
+
+
 LogLine = dict[str, Any]
 
 

@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 from conftest import PodformRunner
+from helpers import app_stack, image_doc, image_ref, ok, write_stack
 from podman_env import podman_cli
-from test_apply_podman import ok, write_stack
-from test_images_podman import app_stack, image_doc, image_ref
 
 MiB = 1 << 20
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from conftest import PodformRunner
+from helpers import ok, workload, write_stack
 from podman_env import container_ids, podform_subprocess, podman_cli
-from test_apply_podman import ok, workload, write_stack
 
 from reconciler.engine.adoption import adopt
 from reconciler.engine.observed import Observed, ObservedContainer, Recorded, RecordedContainer

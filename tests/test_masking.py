@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import PodformRunner
+from helpers import ok, workload, write_stack
 from podman_env import podform_subprocess
-from test_apply_podman import ok, workload, write_stack
 
 from reconciler import redact
 from reconciler.redact import MASK, register_secret, register_secret_env, scrub

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import BackgroundPodform, documents
 from podman_env import podform_subprocess
-from test_watch import WatchProcess, documents
 
 from reconciler.errors import InvalidInput
 from reconciler.manifests.loader import load_manifests, read_regular_file
@@ -82,11 +82,13 @@ def test_read_regular_file_is_bounded(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def watch_process(podman_socket: str, state_dir: Path) -> Iterator[Callable[..., WatchProcess]]:
-    started: list[WatchProcess] = []
+def watch_process(
+    podman_socket: str, state_dir: Path
+) -> Iterator[Callable[..., BackgroundPodform]]:
+    started: list[BackgroundPodform] = []
 
-    def start(*args: str) -> WatchProcess:
-        started.append(WatchProcess(podman_socket, state_dir, *args))
+    def start(*args: str) -> BackgroundPodform:
+        started.append(BackgroundPodform("watch", podman_socket, state_dir, *args))
         return started[-1]
 
     yield start
@@ -96,7 +98,7 @@ def watch_process(podman_socket: str, state_dir: Path) -> Iterator[Callable[...,
 
 @pytest.mark.parametrize("make", [make_fifo, make_loop])
 def test_watch_reports_a_special_file_once_keeps_running_and_stops_on_sigterm(
-    watch_process: Callable[..., WatchProcess],
+    watch_process: Callable[..., BackgroundPodform],
     busybox_image: str,
     stack_name: str,
     tmp_path: Path,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import BackgroundPodform
+from helpers import BackgroundPodform, documents
 from podman_env import container_ids, podform_subprocess
 
 from reconciler.errors import PodformError
@@ -42,22 +42,6 @@ def git(*args: str, cwd: Path | None = None) -> str:
     )  # fmt: skip
     assert done.returncode == 0, f"git {args} failed: {done.stderr}"
     return done.stdout
-
-
-def documents(stack: str, image: str, env: dict[str, str] | None = None, bad: bool = False) -> str:
-    """A Stack and one quick-stopping Workload `web`; BAD misspells a key (schema error)."""
-    spec: dict[str, Any] = {
-        "image": image, "command": ["sleep", "3600"], "init": True, "stopTimeout": "1s",
-    }  # fmt: skip
-    if env:
-        spec["env"] = env
-    if bad:
-        spec["imagee"] = spec.pop("image")
-    docs = [
-        {"apiVersion": "podform/v1", "kind": "Stack", "metadata": {"name": stack}},
-        {"apiVersion": "podform/v1", "kind": "Workload", "metadata": {"name": "web"}, "spec": spec},
-    ]
-    return yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True)
 
 
 class Remote_:

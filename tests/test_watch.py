@@ -17,25 +17,13 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import BackgroundPodform
+from helpers import BackgroundPodform, documents
 from podman_env import container_ids, container_state, podman_cli
 
 from reconciler.cli.watch import GIT_POLL_S, Rejected, Snapshot, Watcher, _blank, watch_roots
 from reconciler.engine.plan import Plan
 from reconciler.errors import PodmanUnreachable
 from reconciler.runtime.orchestrator import PassResult, load_desired
-
-
-def documents(stack: str, image: str, env: dict[str, str] | None = None) -> str:
-    """A Stack and one quick-stopping sleeping Workload `web`, as YAML text."""
-    spec = {"image": image, "command": ["sleep", "3600"], "init": True, "stopTimeout": "1s"}
-    if env:
-        spec["env"] = env
-    docs = [
-        {"apiVersion": "podform/v1", "kind": "Stack", "metadata": {"name": stack}},
-        {"apiVersion": "podform/v1", "kind": "Workload", "metadata": {"name": "web"}, "spec": spec},
-    ]
-    return yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True)
 
 
 def save_atomically(path: Path, text: str) -> None:
