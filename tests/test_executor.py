@@ -62,8 +62,8 @@ class ScriptedEngine:
     def list_containers(self, name_prefix: str) -> list[ObservedContainer]:
         return [c for c in self.containers if c.name.startswith(name_prefix)]
 
-    def list_images(self) -> list[ObservedImage]:
-        return self.images
+    def find_image(self, name: str) -> ObservedImage | None:
+        return next((i for i in self.images if name in i.refs or name == i.id), None)
 
     def _note(self, op: str, name: str) -> None:
         with self.lock:

@@ -117,6 +117,31 @@ def test_image_inspect_gives_the_id_and_404_gives_none(
 
 
 @pytest.mark.parametrize("version", VERSIONS)
+def test_find_image_gives_tags_digests_and_labels_and_none_when_missing(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    """The observation of one image by name: what the planners compare (id, refs, labels)."""
+    raw = json.loads(fixture(version, "image_inspect.json"))
+    api, asked = api_reading(
+        monkeypatch,
+        version,
+        {
+            "/images/localhost/c14rec-app:latest/json": (200, "image_inspect.json"),
+            f"/images/{raw['Id']}/json": (200, "image_inspect.json"),
+            "/images/localhost/c14rec-missing:latest/json": (404, "error_404.json"),
+        },
+    )
+    app = api.find_image("localhost/c14rec-app:latest")
+    assert app == api.find_image(raw["Id"])
+    assert app is not None
+    assert app.id == raw["Id"]
+    assert app.refs == (*raw["RepoTags"], *raw["RepoDigests"])
+    assert app.labels["io.podform.stack"] == "c14rec"
+    assert api.find_image("localhost/c14rec-missing:latest") is None
+    assert all(resource.startswith("/images/") for resource, _ in asked)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize(
     ("status", "error"), [(500, TemporaryError), (409, PermanentError), (400, PermanentError)]
 )

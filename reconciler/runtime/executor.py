@@ -73,7 +73,7 @@ class Engine(Protocol):
     """The container operations the executor needs (backends.podman_api.PodmanApi has them)."""
 
     def image_id(self, ref: str) -> str | None: ...
-    def list_images(self) -> list[ObservedImage]: ...
+    def find_image(self, name: str) -> ObservedImage | None: ...
     def list_containers(self, name_prefix: str) -> list[ObservedContainer]: ...
     def build(
         self,
@@ -419,7 +419,8 @@ class Executor:
 
 
 def _image_by_ref(engine: Engine, ref: str) -> ObservedImage | None:
-    return next((i for i in engine.list_images() if ref in i.refs), None)
+    found = engine.find_image(ref)
+    return found if found is not None and ref in found.refs else None
 
 
 __all__ = [

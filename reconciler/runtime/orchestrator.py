@@ -19,6 +19,7 @@ from typing import Any
 
 from reconciler.engine.adoption import adopt
 from reconciler.engine.inventory_rules import Applied, record
+from reconciler.engine.lookups import needs
 from reconciler.engine.machine_planner import plan_delete_all
 from reconciler.engine.observed import Observed, Recorded
 from reconciler.engine.phases import (
@@ -97,12 +98,14 @@ class Connections:
 def observe(
     desired: Desired, recorded: Recorded, keys: Sequence[str], connections: Connections
 ) -> Observed:
-    """One snapshot of the given connections: one list call each for containers, images and
-    volumes (the three go out together; they are independent reads).
+    """One snapshot of the given connections: the stack's containers (one name-filtered
+    list), the volumes, the networks and secrets where the stack has some, and one inspect
+    per image the planners will look at (engine/lookups.py). The calls go out together;
+    they are independent reads.
 
-    No separate ping (Podman's /version alone costs more than the three lists): the first
-    list call doubles as the reachability check. A machine connection that cannot be reached
-    is reported in `errors`; the default connection's failure is the pass's failure.
+    No separate ping (Podman's /version alone costs more than all of them): the first call
+    doubles as the reachability check. A machine connection that cannot be reached is
+    reported in `errors`; the default connection's failure is the pass's failure.
     """
     observed = Observed()
     for key in keys:
@@ -111,46 +114,35 @@ def observe(
         except TemporaryError as exc:  # a machine whose socket is not up
             observed.errors[key] = str(exc)
             continue
-        containers_of_stack = functools.partial(engine.list_containers, f"{desired.stack.name}-")
+        need = needs(desired, recorded, key)
+        calls: dict[str, Callable[[], Any]] = {
+            "containers": functools.partial(engine.list_containers, f"{desired.stack.name}-"),
+            "volumes": engine.list_volumes,
+        }
+        if need.networks:
+            calls["networks"] = engine.list_networks
+        if need.secrets:
+            calls["secrets"] = engine.list_secrets
+        for i, name in enumerate(need.images):
+            calls[f"image {i}"] = functools.partial(engine.find_image, name)
         try:
-            shared = _shared_lists(desired, recorded, engine, key)
-            with ThreadPoolExecutor(max_workers=3 + len(shared)) as pool:
-                lists = [
-                    pool.submit(_first_call, f)
-                    for f in (containers_of_stack, engine.list_images, engine.list_volumes)
-                ]
-                more = {name: pool.submit(_first_call, f) for name, f in shared.items()}
-                containers, images, volumes = (f.result() for f in lists)
-                if "networks" in more:
-                    observed.networks[key] = more["networks"].result()
-                if "secrets" in more:
-                    observed.secrets[key] = more["secrets"].result()
-            observed.containers[key] = containers
-            observed.images[key] = images
-            observed.volumes[key] = volumes
+            with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
+                futures = {what: pool.submit(_first_call, call) for what, call in calls.items()}
+                answers = {what: f.result() for what, f in futures.items()}
         except PodmanUnreachable:
             if key == "":
                 raise
             observed.errors[key] = f"cannot reach Podman at {engine.url}"
+            continue
+        observed.containers[key] = answers["containers"]
+        observed.volumes[key] = answers["volumes"]
+        if "networks" in answers:
+            observed.networks[key] = answers["networks"]
+        if "secrets" in answers:
+            observed.secrets[key] = answers["secrets"]
+        found = (answers[f"image {i}"] for i in range(len(need.images)))
+        observed.images[key] = list({i.id: i for i in found if i is not None}.values())
     return observed
-
-
-def _shared_lists(
-    desired: Desired, recorded: Recorded, engine: Any, key: str
-) -> dict[str, Callable[[], Any]]:
-    """The network and secret list calls this connection needs: only where this stack has
-    or had some, so a stack without secrets pays no call for them."""
-    prefix = f"{key}:"
-    calls: dict[str, Callable[[], Any]] = {}
-    if (
-        desired.workloads
-        or desired.networks
-        or any(k.startswith(prefix) for k in recorded.networks)
-    ):
-        calls["networks"] = engine.list_networks
-    if desired.secrets or any(k.startswith(prefix) for k in recorded.secrets):
-        calls["secrets"] = engine.list_secrets
-    return calls
 
 
 # A socket that is just coming up gets a few seconds; then one clear error. The same policy

@@ -1,0 +1,50 @@
+"""Observation against real Podman: a pass inspects the images the stack names and never
+asks for the host's whole image list, whose cost grows with every image on the host."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import workload, write_stack
+
+from reconciler.engine.observed import Recorded
+from reconciler.runtime.backends.podman_api import PodmanApi
+from reconciler.runtime.orchestrator import Connections, Settings, load_desired, observe
+
+
+def test_observe_inspects_the_stacks_images_without_listing_the_host(
+    podman_socket: str,
+    busybox_image: str,
+    stack_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_list(self: PodmanApi) -> None:
+        raise AssertionError("a pass listed every image on the host")
+
+    monkeypatch.setattr(PodmanApi, "list_images", no_list)
+    write_stack(
+        tmp_path,
+        stack_name,
+        workload("web", busybox_image),
+        workload("missing", "localhost/podform-never-built:latest"),
+    )
+    desired = load_desired([str(tmp_path)])
+    busybox_id = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Id}}", busybox_image],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    # An image the stack built once and no longer declares (prune looks it up by id).
+    recorded = Recorded(images={"old": {"id": busybox_id, "connection": ""}})
+    connections = Connections(Settings(url=podman_socket))
+    try:
+        observed = observe(desired, recorded, [""], connections)
+    finally:
+        connections.close()
+    (found,) = observed.images[""]  # the workload's image and the recorded id: one image
+    assert found.id == busybox_id
+    assert busybox_image in found.refs
+    assert observed.networks[""] is not None
+    assert observed.containers[""] == []
