@@ -141,6 +141,27 @@ def test_user_errors_print_no_traceback(
     no_traceback(done)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plan", "-f", "{f}", "--detailed-exitcodes"],  # a typo of a real flag
+        ["plan"],  # -f missing
+        ["apply", "-f", "{f}", "--detailed-exitcode", "--parallel", "many"],
+        ["-o", "yaml", "plan", "-f", "{f}"],
+        ["import", "compose"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_1_not_the_pending_changes_code(tmp_path: Path, argv: list[str]) -> None:
+    """A usage error exits 1: argparse's 2 is `plan`'s "changes pending", so a mistyped flag in
+    a CI job would pass as a plan that ran."""
+    f = str(manifest(tmp_path))
+    done = podform_subprocess(*(a.format(f=f) for a in argv))
+    ok(done, 1)
+    assert "usage: podform" in done.stderr and "error:" in done.stderr
+    no_traceback(done)
+
+
 def test_plan_text_has_terraform_style_symbols(
     run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
 ) -> None:

@@ -153,7 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        # argparse exits 2 on a usage error, which is `plan`'s "changes pending" (and `apply
+        # --detailed-exitcode`'s "changed"): a mistyped flag in CI would pass as a plan that ran.
+        if exc.code == EXIT_CHANGES:
+            return EXIT_FAIL
+        raise
     from reconciler.cli.streams import masked_output
 
     with masked_output():
