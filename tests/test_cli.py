@@ -73,6 +73,25 @@ def test_validate_rejects_with_file_line_col(
     no_traceback(done)
 
 
+def test_validate_counts_every_declared_resource(tmp_path: Path) -> None:
+    """Networks and Secrets are counted with the other kinds (the Stack is not a resource)."""
+    text = "".join(
+        f"---\napiVersion: podform/v1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+        for kind, name, spec in (
+            ("Stack", "qa", "{}"),
+            ("Network", "backend", "{}"),
+            ("Secret", "token", "{env: QA_TOKEN}"),
+            ("Workload", "web", "{image: localhost/web:latest, networks: [{name: backend}]}"),
+        )
+    )
+    path = manifest(tmp_path, text)
+    done = podform_subprocess("validate", "-f", str(path))
+    ok(done)
+    assert done.stdout == "valid: stack 'qa', 3 resource(s) in 1 file(s)\n"
+    done = podform_subprocess("validate", "-o", "json", "-f", str(path))
+    assert json.loads(done.stdout)["resources"] == 3
+
+
 @pytest.mark.parametrize("valid", [True, False])
 def test_validate_json_output_parses(tmp_path: Path, valid: bool) -> None:
     """`-o json validate` prints one JSON document saying valid or listing located errors."""

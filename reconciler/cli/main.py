@@ -291,7 +291,8 @@ def _load(args: argparse.Namespace) -> Any:
 
 def _validate(args: argparse.Namespace) -> int:
     desired = _load(args)
-    n = sum(len(x) for x in (desired.machines, desired.images, desired.mappings, desired.workloads))
+    kinds = (desired.machines, desired.images, desired.mappings, desired.networks, desired.secrets)
+    n = sum(len(x) for x in (*kinds, desired.workloads))
     if args.output == "json":
         print(
             json.dumps({"valid": True, "errors": [], "stack": desired.stack.name, "resources": n})
