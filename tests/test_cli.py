@@ -9,8 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import PodformRunner, ok, workload, write_stack
+from helpers import PodformRunner, make_desired, ok, workload, write_stack
 from podman_env import podform_subprocess
+
+from reconciler.cli.report import apply_text
+from reconciler.engine.plan import Plan
+from reconciler.runtime.executor import Execution
+from reconciler.runtime.orchestrator import PassResult
 
 KINDS = ["Stack", "Machine", "Image", "DeviceMapping", "Workload"]
 GOOD = """\
@@ -233,3 +238,10 @@ def test_colour_only_on_a_tty_and_never_with_no_color(monkeypatch: pytest.Monkey
     monkeypatch.delenv("NO_COLOR")
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     assert cli._color() is False
+
+
+def test_report_of_a_pass_with_nothing_to_do_has_no_empty_status_list() -> None:
+    """Delete (or apply) of a stack with nothing in it ends `0 changed.`, not `0 changed; .`."""
+    result = PassResult(make_desired(stack="qa"), Plan("qa", ()), Execution())
+    text = apply_text(result, what="Delete")
+    assert text.endswith("Delete complete: 0 changed.\n"), text
