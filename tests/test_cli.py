@@ -171,6 +171,8 @@ def test_user_errors_print_no_traceback(
         ["plan", "-f", "{f}", "--detailed-exitcodes"],  # a typo of a real flag
         ["plan"],  # -f missing
         ["apply", "-f", "{f}", "--detailed-exitcode", "--parallel", "many"],
+        ["apply", "-f", "{f}", "--parallel", "0"],
+        ["watch", "-f", "{f}", "--parallel", "-2"],
         ["-o", "yaml", "plan", "-f", "{f}"],
         ["import", "compose"],
         ["frobnicate"],
