@@ -137,6 +137,14 @@ def test_global_flags_before_or_after_the_command(tmp_path: Path, argv: list[str
     assert json.loads(done.stdout)["valid"] is True
 
 
+@pytest.mark.parametrize("command", ["validate", "plan", "apply", "status", "delete", "watch"])
+def test_command_help_lists_the_short_output_flag(command: str) -> None:
+    """Each command's --help shows `-o {text,json}` (render's `-o DIR` must not hide it)."""
+    done = podform_subprocess(command, "--help")
+    ok(done)
+    assert "-o {text,json}, --output {text,json}" in done.stdout, done.stdout
+
+
 @pytest.mark.parametrize(
     ("argv", "text", "message"),
     [

@@ -135,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", parents=g, help="print the JSON Schema of a kind (or all)")
     p.add_argument("kind", nargs="?", default=None)
     # render's -o is a destination (SPEC §8); "resolve" leaves the output format as --output.
+    # Its own copy of the flags: "resolve" edits the shared -o action, which took `-o` out of
+    # every other command's --help.
     p = sub.add_parser(
         "render",
-        parents=g,
+        parents=[_global_flags(False)],
         conflict_handler="resolve",
         help="write the stack for kube, quadlet or compose",
     )
