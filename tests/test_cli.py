@@ -9,8 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import PodformRunner, ok, workload, write_stack
+from helpers import PodformRunner, make_desired, ok, workload, write_stack
 from podman_env import podform_subprocess
+
+from reconciler.cli.report import apply_text
+from reconciler.engine.plan import Plan
+from reconciler.runtime.executor import Execution
+from reconciler.runtime.orchestrator import PassResult
 
 KINDS = ["Stack", "Machine", "Image", "DeviceMapping", "Workload"]
 GOOD = """\
@@ -73,6 +78,25 @@ def test_validate_rejects_with_file_line_col(
     no_traceback(done)
 
 
+def test_validate_counts_every_declared_resource(tmp_path: Path) -> None:
+    """Networks and Secrets are counted with the other kinds (the Stack is not a resource)."""
+    text = "".join(
+        f"---\napiVersion: podform/v1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+        for kind, name, spec in (
+            ("Stack", "qa", "{}"),
+            ("Network", "backend", "{}"),
+            ("Secret", "token", "{env: QA_TOKEN}"),
+            ("Workload", "web", "{image: localhost/web:latest, networks: [{name: backend}]}"),
+        )
+    )
+    path = manifest(tmp_path, text)
+    done = podform_subprocess("validate", "-f", str(path))
+    ok(done)
+    assert done.stdout == "valid: stack 'qa', 3 resource(s) in 1 file(s)\n"
+    done = podform_subprocess("validate", "-o", "json", "-f", str(path))
+    assert json.loads(done.stdout)["resources"] == 3
+
+
 @pytest.mark.parametrize("valid", [True, False])
 def test_validate_json_output_parses(tmp_path: Path, valid: bool) -> None:
     """`-o json validate` prints one JSON document saying valid or listing located errors."""
@@ -113,6 +137,14 @@ def test_global_flags_before_or_after_the_command(tmp_path: Path, argv: list[str
     assert json.loads(done.stdout)["valid"] is True
 
 
+@pytest.mark.parametrize("command", ["validate", "plan", "apply", "status", "delete", "watch"])
+def test_command_help_lists_the_short_output_flag(command: str) -> None:
+    """Each command's --help shows `-o {text,json}` (render's `-o DIR` must not hide it)."""
+    done = podform_subprocess(command, "--help")
+    ok(done)
+    assert "-o {text,json}, --output {text,json}" in done.stdout, done.stdout
+
+
 @pytest.mark.parametrize(
     ("argv", "text", "message"),
     [
@@ -138,6 +170,29 @@ def test_user_errors_print_no_traceback(
     ok(done, 1)
     assert message in done.stderr
     assert "nonexistent.sock" not in done.stderr
+    no_traceback(done)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plan", "-f", "{f}", "--detailed-exitcodes"],  # a typo of a real flag
+        ["plan"],  # -f missing
+        ["apply", "-f", "{f}", "--detailed-exitcode", "--parallel", "many"],
+        ["apply", "-f", "{f}", "--parallel", "0"],
+        ["watch", "-f", "{f}", "--parallel", "-2"],
+        ["-o", "yaml", "plan", "-f", "{f}"],
+        ["import", "compose"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_1_not_the_pending_changes_code(tmp_path: Path, argv: list[str]) -> None:
+    """A usage error exits 1: argparse's 2 is `plan`'s "changes pending", so a mistyped flag in
+    a CI job would pass as a plan that ran."""
+    f = str(manifest(tmp_path))
+    done = podform_subprocess(*(a.format(f=f) for a in argv))
+    ok(done, 1)
+    assert "usage: podform" in done.stderr and "error:" in done.stderr
     no_traceback(done)
 
 
@@ -193,3 +248,10 @@ def test_colour_only_on_a_tty_and_never_with_no_color(monkeypatch: pytest.Monkey
     monkeypatch.delenv("NO_COLOR")
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     assert cli._color() is False
+
+
+def test_report_of_a_pass_with_nothing_to_do_has_no_empty_status_list() -> None:
+    """Delete (or apply) of a stack with nothing in it ends `0 changed.`, not `0 changed; .`."""
+    result = PassResult(make_desired(stack="qa"), Plan("qa", ()), Execution())
+    text = apply_text(result, what="Delete")
+    assert text.endswith("Delete complete: 0 changed.\n"), text

@@ -66,3 +66,18 @@ def test_linux_nvidia_disables_the_selinux_label_for_the_gpu() -> None:
     w = load_desired([str(MANIFESTS / "examples" / "linux-nvidia")]).workloads["llama-server"]
     assert "label=disable" in w.options.security_opt
     assert "z" in w.volumes[0].options
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_bind_sources_inside_an_example_ship_with_it(example: Path) -> None:
+    """A bind of a folder beside the manifest (./models) exists in the checkout: Podman refuses
+    a missing source at create time (`statfs ...: no such file or directory`)."""
+    desired = load_desired([str(example)])
+    missing = [
+        f"{w.name}: {m.source}"
+        for w in desired.workloads.values()
+        if w.machine is None  # a machine's paths are inside its VM
+        for m in w.volumes
+        if m.bind and Path(m.source).is_relative_to(example) and not Path(m.source).exists()
+    ]
+    assert missing == []

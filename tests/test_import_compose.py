@@ -99,6 +99,27 @@ def test_interpolation_errors_name_the_variable(template: str, fragment: str) ->
         interpolate(template, ENV)
 
 
+@pytest.mark.parametrize(
+    ("text", "where", "fragment"),
+    [
+        ("services:\n  a:\n\timage: x\n", "3:1", "found character '\\t'"),
+        ("services:\n  a: {image: [x}\n", "2:16", "expected ',' or ']'"),
+    ],
+)
+def test_invalid_yaml_is_one_line_at_file_line_col(
+    tmp_path: Path, text: str, where: str, fragment: str
+) -> None:
+    """A compose file that is not YAML: one line `file:line:col: invalid YAML: ...`, without
+    PyYAML's multi-line block naming `<unicode string>`."""
+    path = tmp_path / "compose.yaml"
+    path.write_text(text)
+    with pytest.raises(ComposeError) as caught:
+        load_compose([path], environ={})
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{where}: invalid YAML: {fragment}"), message
+    assert "\n" not in message and "<unicode string>" not in message
+
+
 def test_dotenv_beside_first_file_feeds_interpolation_and_environment_wins(tmp_path: Path) -> None:
     """`.env` values (quoted, exported, commented, self-referencing) interpolate; the process
     environment overrides them."""

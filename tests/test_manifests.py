@@ -154,6 +154,27 @@ BAD = [
             )
         ],
     ),
+    # a tab indenting a key: libyaml's text does not say the character is a tab
+    (
+        "a:\n\tb: 1\n",
+        [
+            "m.yaml:2:1: found character "
+            + ("" if yaml.__with_libyaml__ else "'\\t' ")
+            + "that cannot start any token (a tab: YAML indents with spaces only)"
+        ],
+    ),
+    (
+        "a: 1\n\tb: 2\n",
+        [
+            "m.yaml:2:1: "
+            + (
+                "found a tab character that violates indentation"
+                if yaml.__with_libyaml__
+                else "found character '\\t' that cannot start any token"
+                " (a tab: YAML indents with spaces only)"
+            )
+        ],
+    ),
     # problems in several documents are all reported
     (
         "name: a\nname: b\n---\nx: 0755\n---\n- 1\n",

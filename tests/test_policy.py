@@ -424,6 +424,7 @@ def image(base_dir: Path, **build: Any) -> Document:
         ({"context": "/etc"}, "$.spec.build.context", "must stay inside"),
         ({"context": "./x"}, "$.spec.build.context", "build context ./x does not exist"),
         ({"context": "../llama/Containerfile"}, "$.spec.build.context", "is not a directory"),
+        ({"context": "../deploy"}, "$.spec.build.context", "has no Containerfile or Dockerfile"),
         (
             {"context": "../llama", "containerfile": "../x"},
             "$.spec.build.containerfile",
@@ -460,8 +461,15 @@ def test_outside_git_the_manifest_folder_bounds_the_context(tmp_path: Path) -> N
     """Without a repository the context must stay inside the manifest's folder."""
     folder = tmp_path / "plain"
     (folder / "ctx").mkdir(parents=True)
+    (folder / "ctx" / "Containerfile").write_text("FROM scratch\n")
     assert check(image(folder, context="./ctx")) == []
     only(check(image(folder, context="..")), "$.spec.build.context", "manifest's folder")
+
+
+def test_a_dockerfile_alone_is_the_default_containerfile(repo: Path) -> None:
+    """Without spec.build.containerfile, a context holding only a Dockerfile is fine."""
+    (repo / "llama" / "Containerfile").rename(repo / "llama" / "Dockerfile")
+    assert check(image(repo, context="llama")) == []
 
 
 def test_context_that_is_a_symlink_out_of_the_repository_is_refused(repo: Path) -> None:
@@ -507,7 +515,7 @@ def test_git_directory_does_not_count_towards_the_bound(
     monkeypatch.setattr(policy_files, "MAX_CONTEXT_ENTRIES", 5)
     for n in range(10):
         (repo / ".git" / f"obj{n}").write_text("x")
-    assert check(image(repo, context=".")) == []
+    assert check(image(repo, context=".", containerfile="llama/Containerfile")) == []
 
 
 def test_context_limit_is_twenty_thousand_entries() -> None:

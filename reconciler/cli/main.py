@@ -135,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", parents=g, help="print the JSON Schema of a kind (or all)")
     p.add_argument("kind", nargs="?", default=None)
     # render's -o is a destination (SPEC §8); "resolve" leaves the output format as --output.
+    # Its own copy of the flags: "resolve" edits the shared -o action, which took `-o` out of
+    # every other command's --help.
     p = sub.add_parser(
         "render",
-        parents=g,
+        parents=[_global_flags(False)],
         conflict_handler="resolve",
         help="write the stack for kube, quadlet or compose",
     )
@@ -153,7 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if getattr(args, "parallel", 1) < 1:  # the executor would quietly run 1 at a time
+            parser.error(f"argument --parallel: must be 1 or more, not {args.parallel}")
+    except SystemExit as exc:
+        # argparse exits 2 on a usage error, which is `plan`'s "changes pending" (and `apply
+        # --detailed-exitcode`'s "changed"): a mistyped flag in CI would pass as a plan that ran.
+        if exc.code == EXIT_CHANGES:
+            return EXIT_FAIL
+        raise
     from reconciler.cli.streams import masked_output
 
     with masked_output():
@@ -284,7 +296,8 @@ def _load(args: argparse.Namespace) -> Any:
 
 def _validate(args: argparse.Namespace) -> int:
     desired = _load(args)
-    n = sum(len(x) for x in (desired.machines, desired.images, desired.mappings, desired.workloads))
+    kinds = (desired.machines, desired.images, desired.mappings, desired.networks, desired.secrets)
+    n = sum(len(x) for x in (*kinds, desired.workloads))
     if args.output == "json":
         print(
             json.dumps({"valid": True, "errors": [], "stack": desired.stack.name, "resources": n})

@@ -45,7 +45,8 @@ def apply_text(result: PassResult, color: bool = False, what: str = "Apply") -> 
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     state = "interrupted" if ex.interrupted else ("failed" if ex.failed else "complete")
     head = f"{what} {state}"
-    out.append(f"{head}: {changed} changed; {summary}.\n")
+    # Nothing declared and nothing deleted: no statuses to list ("0 changed; ." otherwise).
+    out.append(f"{head}: {changed} changed; {summary}.\n" if summary else f"{head}: 0 changed.\n")
     return "".join(out)
 
 

@@ -257,6 +257,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ComposeError(f"{path}: not UTF-8 text") from exc
     try:
         data = yaml.load(text, Loader=_ComposeYaml)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        # One line at file:line:col, not PyYAML's block naming "<unicode string>".
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = exc.problem or exc.context or "not YAML"
+        raise ComposeError(f"{where}: invalid YAML: {problem}") from exc
     except yaml.YAMLError as exc:
         raise ComposeError(f"{path}: invalid YAML: {exc}") from exc
     if data is None:

@@ -144,6 +144,12 @@ class _Frame:
     first_line: dict[str, int] = field(default_factory=dict)  # for duplicate-key messages
 
 
+def _char_at(text: str, line: int, column: int) -> str:
+    """The character at a YAML mark (0-based), or "" past the end."""
+    lines = text.split("\n")
+    return lines[line][column : column + 1] if line < len(lines) else ""
+
+
 class _FileWalker:
     """Turns the text of one file into Documents, reporting every problem into `issues`."""
 
@@ -168,6 +174,8 @@ class _FileWalker:
             mark = exc.problem_mark or exc.context_mark
             problem = exc.problem or exc.context or "invalid YAML"
             message = _TOO_DEEP if problem == _LIBYAML_TOO_DEEP else problem
+            if mark and "tab" not in message and _char_at(text, mark.line, mark.column) == "\t":
+                message += " (a tab: YAML indents with spaces only)"
             self._issue(message, self._location(mark) if mark else Location(self.file, 1, 1))
         except yaml.YAMLError as exc:  # reader errors; the byte checks should have caught them
             self._issue(str(exc), Location(self.file, 1, 1))

@@ -111,6 +111,13 @@ def check_build(doc: Document, build: dict[str, Any]) -> Iterator[Finding]:
                 cf_at,
                 f"containerfile {containerfile} does not exist in build context {raw_context}",
             )
+    elif not any((context / name).is_file() for name in ("Containerfile", "Dockerfile")):
+        # Else plan fails later with no location ("build context file .../Containerfile: ...").
+        yield (
+            at,
+            f"build context {raw_context} has no Containerfile or Dockerfile;"
+            " add one, or name it with spec.build.containerfile",
+        )
     yield from ((at, message) for message in _context_symlinks(context, raw_context))
 
 
