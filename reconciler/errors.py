@@ -78,6 +78,11 @@ class PodmanUnreachable(PermanentError):
     """The Podman API cannot be reached at all (after bounded retries)."""
 
 
+class Interrupted(PermanentError):
+    """SIGINT/SIGTERM arrived while a pass waited to retry; nothing was changed. One-shot
+    commands exit 130; watch and sync end the pass and stop as after any pass."""
+
+
 class PodmanTimeout(TemporaryError):
     """Podman did not answer a call in time (an exec outliving its timeout ends this way)."""
 

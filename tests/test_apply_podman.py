@@ -26,12 +26,17 @@ def test_second_apply_changes_nothing_and_exit_codes_say_so(
     d = write_stack(tmp_path / "m", stack_name, workload("web", busybox_image, replicas=2))
     ok(run_podform("plan", "-f", str(d)), 2)
     assert container_ids(stack_name) == {}, "plan must not create anything"
+    # A dry run answers like plan: 2 while changes are pending, and changes nothing.
+    ok(run_podform("apply", "-f", str(d), "--dry-run", "--detailed-exitcode"), 2)
+    ok(run_podform("apply", "-f", str(d), "--dry-run"), 0)
+    assert container_ids(stack_name) == {}, "a dry run must not create anything"
     ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 2)
     first = container_ids(stack_name)
     assert set(first) == names(stack_name, "web-1", "web-2")
     assert all(container_state(n) == "running" for n in first)
     ok(run_podform("plan", "-f", str(d)), 0)
     ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 0)
+    ok(run_podform("apply", "-f", str(d), "--dry-run", "--detailed-exitcode"), 0)
     assert container_ids(stack_name) == first
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import doc, workload, write_stack
 from podman_env import container_ids
 
@@ -156,3 +157,28 @@ def test_sigint_with_parallel_1_stops_the_queue_of_replacements(
     replaced = [n for n in before if after.get(n) != before[n]]
     assert len(replaced) <= 2, replaced  # the running one (and at most one finishing its stop)
     assert "not started" in out + err
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_sigint_while_podman_is_unreachable_exits_130_at_once(
+    tmp_path: Path, busybox_image: str, command: str
+) -> None:
+    """Observation retries an unreachable socket for a few seconds; Ctrl-C during those
+    retries is an interrupt (130) right away, not the connection error seconds later."""
+    manifests = write_stack(tmp_path / "m", "qint", workload("web", busybox_image))
+    env = {
+        **os.environ,
+        "CONTAINER_HOST": f"unix://{tmp_path}/nothing-listens.sock",
+        "PODFORM_STATE_DIR": str(tmp_path / "state"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", command, "-f", str(manifests)],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    time.sleep(1.5)  # past loading, inside the retries (they last about 5 s)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err  # before: 1, once the retries gave up
+    assert "cannot reach Podman" not in err

@@ -16,6 +16,7 @@ from reconciler.engine.observed import ObservedContainer, ObservedImage, Observe
 from reconciler.errors import PermanentError, PodmanTimeout, TemporaryError
 from reconciler.runtime.backends import podman_streams, unix_http
 from reconciler.runtime.backends.podman_api import PodmanApi
+from reconciler.runtime.backends.podman_errors import raise_for_status
 
 FIXTURES = Path(__file__).parent / "fixtures" / "podman"
 VERSIONS = ["4.3.1", "5.x"]
@@ -139,6 +140,24 @@ def test_find_image_gives_tags_digests_and_labels_and_none_when_missing(
     assert app.labels["io.podform.stack"] == "c14rec"
     assert api.find_image("localhost/c14rec-missing:latest") is None
     assert all(resource.startswith("/images/") for resource, _ in asked)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "statfs /srv/podform-none: no such file or directory",
+        "cannot listen on the TCP port: listen tcp4 :8080: bind: address already in use",
+        "crun: executable file `nope` not found in $PATH: No such file or directory: OCI runtime "
+        "attempted to invoke a command that was not found",
+    ],
+)
+def test_a_500_that_can_never_succeed_is_not_retried(message: str) -> None:
+    """Podman's 500s for a missing bind source, a taken host port or a missing command are
+    final: retrying them only delays the error."""
+    with pytest.raises(PermanentError):
+        raise_for_status(500, f"{message} (HTTP 500)")
+    with pytest.raises(TemporaryError):  # and any other 500 is still retried
+        raise_for_status(500, "locating item named manifest for image with ID x (HTTP 500)")
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -384,3 +384,23 @@ def test_git_index_lock_defers_the_pass_and_head_is_the_revision(tmp_path: Path)
     assert rec.applied == 1
     log: Any = watcher.log
     assert [kw["revision"] for ev, kw in log.records if ev == "pass complete"] == [sha]
+
+
+def test_sigterm_while_podman_is_unreachable_stops_watch_at_once(
+    state_dir: Path, busybox_image: str, tmp_path: Path
+) -> None:
+    """A pass retrying an unreachable socket ends on SIGTERM, and watch exits 0 as after any
+    pass, without waiting out the retries."""
+    (tmp_path / "stack.yaml").write_text(documents("qwatchint", busybox_image))
+    w = BackgroundPodform(
+        "watch", f"unix://{tmp_path}/nothing-listens.sock", state_dir, "-f", str(tmp_path)
+    )
+    try:
+        w.wait_for("watch started", lambda: bool(w.events("watch started")), 20)
+        time.sleep(1.5)  # inside the first pass's retries (about 5 s)
+        assert w.stop() == 0, w.log()
+        (ended,) = w.events("pass failed")  # by the signal, not by the retries giving up
+        assert "interrupted" in ended["error"], ended
+        assert w.events("watch stopped"), w.log()
+    finally:
+        w.stop()

@@ -185,8 +185,11 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _report_error(exc: BaseException, args: argparse.Namespace) -> int:
-    from reconciler.errors import InvalidInput, PodformError
+    from reconciler.errors import Interrupted, InvalidInput, PodformError
 
+    if isinstance(exc, Interrupted):
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if isinstance(exc, InvalidInput):
         if args.output == "json":
             print(
@@ -381,7 +384,12 @@ def _apply(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if not result.ok:
         return EXIT_FAIL
-    changed = bool(result.execution and result.execution.changed)
+    # A dry run changes nothing; like plan, it answers whether a real apply would.
+    changed = (
+        not result.plan.is_empty()
+        if args.dry_run
+        else bool(result.execution and result.execution.changed)
+    )
     return EXIT_CHANGES if args.detailed_exitcode and changed else EXIT_OK
 
 

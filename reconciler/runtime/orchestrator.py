@@ -34,7 +34,7 @@ from reconciler.engine.phases import (
     split_phases,
 )
 from reconciler.engine.plan import Action, Kind, Plan, PlanOptions, machine_action_id
-from reconciler.errors import PodmanUnreachable, TemporaryError
+from reconciler.errors import Interrupted, PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Desired
 from reconciler.runtime.executor import Execution, Executor, Outcome, Status
 from reconciler.runtime.inventory import Inventory, state_dir
@@ -96,7 +96,11 @@ class Connections:
 
 
 def observe(
-    desired: Desired, recorded: Recorded, keys: Sequence[str], connections: Connections
+    desired: Desired,
+    recorded: Recorded,
+    keys: Sequence[str],
+    connections: Connections,
+    stop: threading.Event | None = None,
 ) -> Observed:
     """One snapshot of the given connections: the stack's containers (one name-filtered
     list), the volumes, the networks and secrets where the stack has some, and one inspect
@@ -106,7 +110,11 @@ def observe(
     No separate ping (Podman's /version alone costs more than all of them): the first call
     doubles as the reachability check. A machine connection that cannot be reached is
     reported in `errors`; the default connection's failure is the pass's failure.
+
+    STOP (the interrupt) ends the wait between retries with Interrupted: Ctrl-C while
+    Podman is unreachable exits at once, as an interrupt, not seconds later as an error.
     """
+    stop = stop or threading.Event()
     observed = Observed()
     for key in keys:
         try:
@@ -127,8 +135,14 @@ def observe(
             calls[f"image {i}"] = functools.partial(engine.find_image, name)
         try:
             with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
-                futures = {what: pool.submit(_first_call, call) for what, call in calls.items()}
-                answers = {what: f.result() for what, f in futures.items()}
+                futures = {
+                    what: pool.submit(_first_call, call, stop) for what, call in calls.items()
+                }
+                try:
+                    answers = {what: f.result() for what, f in futures.items()}
+                except BaseException:
+                    stop.set()  # a worker waiting to retry gives up now, so the pool can close
+                    raise
         except PodmanUnreachable:
             if key == "":
                 raise
@@ -151,9 +165,15 @@ def observe(
 FIRST_CALL = RetryPolicy(attempts=20, max_delay_s=5.0, initial_s=0.1, max_wait_s=1.0)
 
 
-def _first_call(call: Callable[[], Any], policy: RetryPolicy = FIRST_CALL) -> Any:
+def _first_call(
+    call: Callable[[], Any], stop: threading.Event, policy: RetryPolicy = FIRST_CALL
+) -> Any:
+    def pause(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Interrupted("interrupted while waiting for Podman")
+
     try:
-        return retrying(call, policy)
+        return retrying(call, policy, sleep=pause)
     except TemporaryError as exc:
         raise PodmanUnreachable(
             f"{exc}. Is the Podman service running? Start it with `podman system service` "
@@ -249,7 +269,7 @@ class Reconciler:
         machine_actions, machine_errors, phases = plan_machines_first(
             desired, found, recorded, client, options, keys
         )
-        observed = observe(desired, recorded, phases.now, self.connections)
+        observed = observe(desired, recorded, phases.now, self.connections, self.stop_event)
         observed.machines = found
         recorded = adopt(recorded, observed, desired.stack.name)  # what a killed pass left
         hashes, hints = content_hashes(desired, inv.directory)
@@ -325,7 +345,9 @@ class Reconciler:
                     )
                 continue
             started.add(machine)
-            observed = observe(desired, first.recorded, [machine], self.connections)
+            observed = observe(
+                desired, first.recorded, [machine], self.connections, self.stop_event
+            )
             observed.machines = first.observed.machines
             if machine in observed.errors:
                 for aid in waiting:
@@ -377,7 +399,7 @@ class Reconciler:
             recorded = inv.load()
             found = self.connections.machines.observe(desired, recorded)
             phases = split_phases(desired, connection_keys(desired, recorded), found)
-            observed = observe(desired, recorded, phases.now, self.connections)
+            observed = observe(desired, recorded, phases.now, self.connections, self.stop_event)
             observed.machines = found
             observed.errors.update(phases.unobservable)
             plan = plan_delete_all(desired, observed, recorded, volumes=volumes, machines=machines)

@@ -13,7 +13,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.observed import (
     ObservedContainer,
@@ -25,6 +25,13 @@ from reconciler.engine.observed import (
 from reconciler.errors import PermanentError, PodmanTimeout, PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Workload
 from reconciler.runtime.backends import unix_http
+from reconciler.runtime.backends.podman_errors import BuildFailed as BuildFailed
+from reconciler.runtime.backends.podman_errors import (
+    NotFoundError,
+    error_message,
+    raise_for_status,
+    root_cause,
+)
 from reconciler.runtime.backends.podman_specs import container_spec as container_spec
 from reconciler.runtime.backends.podman_specs import missing_optional_device
 from reconciler.runtime.backends.podman_streams import (
@@ -74,9 +81,9 @@ class PodmanApi:
                 f"Podman at {self.url} did not answer GET {resource} in time"
             ) from None
         except OSError as exc:
-            raise TemporaryError(f"cannot reach Podman at {self.url}: {_root_cause(exc)}") from None
+            raise TemporaryError(f"cannot reach Podman at {self.url}: {root_cause(exc)}") from None
         if status != 200:
-            _raise_for_status(status, unix_http.error_message(status, body))
+            raise_for_status(status, unix_http.error_message(status, body))
         return json.loads(body) if body else None
 
     # --- transport ----------------------------------------------------------------------
@@ -106,7 +113,7 @@ class PodmanApi:
             raise self._transport_error(exc, method, path) from None
         if resp.status_code in ok:
             return resp
-        _raise_for_status(resp.status_code, _error_message(resp))
+        raise_for_status(resp.status_code, error_message(resp))
 
     def _transport_error(self, exc: OSError, method: str, path: str) -> TemporaryError:
         import requests
@@ -115,7 +122,7 @@ class PodmanApi:
             return PodmanTimeout(
                 f"Podman at {self.url} did not answer {method.upper()} {path} in time"
             )
-        return TemporaryError(f"cannot reach Podman at {self.url}: {_root_cause(exc)}")
+        return TemporaryError(f"cannot reach Podman at {self.url}: {root_cause(exc)}")
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self._call(method, path, **kwargs)
@@ -257,15 +264,15 @@ class PodmanApi:
                 f"Podman at {self.url} did not answer POST /build in time"
             ) from None
         except OSError as exc:
-            raise TemporaryError(f"cannot reach Podman at {self.url}: {_root_cause(exc)}") from None
+            raise TemporaryError(f"cannot reach Podman at {self.url}: {root_cause(exc)}") from None
         try:
             progress.done()
             if raw.status != 200:
-                _raise_for_status(raw.status, unix_http.error_message(raw.status, raw.read()))
+                raise_for_status(raw.status, unix_http.error_message(raw.status, raw.read()))
             return self._build_result(ref, iter(lambda: raw.read1(65536), b""), on_line)
         except OSError as exc:
             raise TemporaryError(
-                f"lost Podman at {self.url} during a build: {_root_cause(exc)}"
+                f"lost Podman at {self.url} during a build: {root_cause(exc)}"
             ) from None
         finally:
             conn.close()
@@ -415,46 +422,3 @@ class PodmanApi:
         output = demux(resp.content)
         info = self._json("get", f"/exec/{exec_id}/json")
         return int(info.get("ExitCode") or 0), output
-
-
-def _raise_for_status(status: int, message: str) -> NoReturn:
-    """5xx and 409-while-stopping may pass on retry; 404 is its own kind; the rest is final."""
-    if status >= 500 or (status == 409 and "stopping" in message.lower()):
-        raise TemporaryError(f"Podman: {message}")
-    if status == 404:
-        raise NotFoundError(f"Podman: {message}")
-    raise PermanentError(f"Podman: {message}")
-
-
-class NotFoundError(PermanentError):
-    """The object does not exist (404)."""
-
-
-class BuildFailed(PermanentError):
-    """The Containerfile failed to build; retrying will not help."""
-
-
-def _error_message(resp: requests.Response) -> str:
-    try:
-        data = resp.json()
-        msg = data.get("message") or data.get("cause") or resp.text
-    except ValueError:
-        msg = resp.text
-    return f"{str(msg).strip()} (HTTP {resp.status_code})"
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost cause's text ("No such file or directory"), not urllib3's wrapping.
-
-    Exception chains can be cyclic (__context__ pointing back), so the walk remembers what
-    it has seen; an unbounded walk here once spun forever on an unreachable socket.
-    """
-    seen: set[int] = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        nxt = exc.__cause__ or exc.__context__
-        if nxt is None:
-            break
-        exc = nxt
-    text = str(exc)
-    return text.split("] ")[-1] if "] " in text else text
