@@ -255,3 +255,21 @@ def test_report_of_a_pass_with_nothing_to_do_has_no_empty_status_list() -> None:
     result = PassResult(make_desired(stack="qa"), Plan("qa", ()), Execution())
     text = apply_text(result, what="Delete")
     assert text.endswith("Delete complete: 0 changed.\n"), text
+
+
+def test_watch_of_a_path_that_does_not_exist_exits_1_at_once(tmp_path: Path) -> None:
+    """A typo in `watch -f` ends the command instead of being watched forever."""
+    done = podform_subprocess(
+        "watch", "-f", str(tmp_path / "nosuch"), "--log-format", "json", timeout=30
+    )
+    assert done.returncode == 1, done.stderr
+    assert "nosuch: no such file or directory" in done.stderr
+
+
+def test_a_folder_without_manifests_is_valid_but_warned_about(tmp_path: Path) -> None:
+    """An empty set is legal (prune refuses it unless --allow-empty), but a mistyped folder
+    must not pass without a word."""
+    (tmp_path / "notes.txt").write_text("not a manifest\n")
+    done = podform_subprocess("validate", "-f", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert f"warning: no manifest files (*.yaml, *.yml) in {tmp_path}" in done.stderr

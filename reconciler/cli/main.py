@@ -294,7 +294,13 @@ def _load(args: argparse.Namespace) -> Any:
     # `validate` always runs the schemas; the other commands may reuse a previous verdict.
     cache = None if args.command in ("validate", "render") else state_dir(args.state_dir)
     stdin = sys.stdin.buffer if "-" in args.files else None
-    return load_desired(args.files, stdin=stdin, cache_dir=cache)
+    desired = load_desired(args.files, stdin=stdin, cache_dir=cache)
+    if not desired.files:
+        # Not an error (SPEC §4: an empty set is refused only with prune, unless --allow-empty),
+        # but a mistyped folder should not pass silently as a stack that declares nothing.
+        names = ", ".join(args.files)
+        print(f"warning: no manifest files (*.yaml, *.yml) in {names}", file=sys.stderr)
+    return desired
 
 
 def _validate(args: argparse.Namespace) -> int:

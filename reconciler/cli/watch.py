@@ -390,6 +390,10 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if "-" in args.files:
             raise ValueError("stdin cannot be watched; name files or directories with -f")
+        if missing := [f for f in args.files if not os.path.lexists(f)]:
+            # A typo would otherwise be watched forever; a file that vanishes later is rejected
+            # per pass instead (the last good state stays), like a half-written one.
+            raise ValueError(f"{missing[0]}: no such file or directory")
         interval_s, debounce_s = seconds(args.interval), seconds(args.debounce)
         _check_range("--interval", args.interval, interval_s, MIN_INTERVAL_S, MAX_INTERVAL_S)
         _check_range("--debounce", args.debounce, debounce_s, 0.0, MAX_DEBOUNCE_S)
