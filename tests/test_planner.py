@@ -201,12 +201,17 @@ def test_prune_needs_inventory_and_labels() -> None:
     assert any("s-planted-1" in w for w in p.warnings)
 
 
-def test_without_prune_undeclared_containers_stay() -> None:
-    """No prune flag: an undeclared workload's container is not touched."""
+def test_without_prune_undeclared_containers_stay_and_the_plan_says_so() -> None:
+    """No prune flag: an undeclared workload's container is not touched, and the plan names
+    it (compose's "orphan containers"), so a removal from the manifests is not a silent no-op."""
     old = make_desired(make_workload("web"), make_workload("old"))
     web, gone = running(old, "web"), running(old, "old")
     d = make_desired(make_workload("web"))
-    assert "s-old-1" not in verbs(plan(d, observed(web, gone), recorded_for(web, gone), {}))
+    p = plan(d, observed(web, gone), recorded_for(web, gone), {})
+    assert "s-old-1" not in verbs(p)
+    assert p.warnings == (
+        "no longer declared, kept because prune is off: s-old-1 (apply --prune removes them)",
+    )
 
 
 def test_corrupt_inventory_skips_prune_with_warning() -> None:

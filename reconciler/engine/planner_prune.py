@@ -60,12 +60,15 @@ class Pruner:
             return
         everything_else = tuple(a.id for a in self.actions)
         left_alone = 0  # candidates kept because there is no inventory to prove ownership
+        kept: list[str] = []  # owned, no longer declared, kept because prune is off
         for conn in sorted(self.o.containers):
             for c in sorted(self.o.containers[conn], key=lambda c: c.name):
                 if c.labels.get(LABEL_STACK) != self.stack or c.name in wanted:
                     continue
                 declared = c.labels.get(LABEL_NAME) in self.d.workloads
                 if not declared and not prune:
+                    if c.name in self.r.containers:
+                        kept.append(c.name)
                     continue
                 rec = self.r.containers.get(c.name)
                 if not self.r.valid:
@@ -100,6 +103,13 @@ class Pruner:
                         RemoveWork(c.name, c.id, timeout),
                     )
                 )
+        if kept:
+            # compose says "Found orphan containers"; Terraform would plan them away. podform
+            # deletes only when asked, and says what it keeps.
+            self.warnings.append(
+                f"no longer declared, kept because prune is off: {', '.join(kept)} "
+                "(apply --prune removes them)"
+            )
         if left_alone:
             self.warnings.append(
                 f"no usable inventory (the file is missing or damaged): {left_alone} container(s) "
