@@ -82,6 +82,22 @@ def test_replicas_with_a_fixed_host_port_is_an_error_at_the_port(tmp_path: Path)
     assert "replicas is 2" in issue
 
 
+def test_a_host_port_published_twice_is_an_error_at_the_second(tmp_path: Path) -> None:
+    """Podman would refuse the second at start ("address already in use"), after other
+    containers were already replaced; addresses overlap when equal or when one is all."""
+    found = problems(
+        tmp_path,
+        wl("web", ports=["8080:80", "8080:81", "8081:80/udp", "8081:80"]),
+        wl("api", ports=["127.0.0.1:8081:80", "127.0.0.2:9000:80", "127.0.0.3:9000:80"]),
+    )
+    assert [i.split(": ", 1)[1] for i in found] == [
+        'Workload "web": $.spec.ports[1]: host port 8080/tcp is already published by '
+        "Workload web ('8080:80')",
+        'Workload "api": $.spec.ports[0]: host port 8081/tcp is already published by '
+        "Workload web ('8081:80')",
+    ]
+
+
 def test_an_ambiguous_ip_port_is_an_error_not_a_crash(tmp_path: Path) -> None:
     """`127.0.0.1:8080` validated, then raised ValueError at create: now a located error."""
     [issue] = problems(tmp_path, wl(ports=["127.0.0.1:8080"]))

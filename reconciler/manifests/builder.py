@@ -43,6 +43,7 @@ from reconciler.manifests.model_extras import (
     port_findings,
 )
 from reconciler.manifests.policy import check_policy, is_bind_source, normalize_host_path
+from reconciler.manifests.ports import host_port_clashes
 
 
 def build_desired(docs: Sequence[Document]) -> Desired:
@@ -89,6 +90,7 @@ class _Builder:
             for n, d in self.by_kind.get("Workload", {}).items()
         }
         self._check_cycles(workloads)
+        self._check_host_ports(workloads)
         if self.issues:
             raise InvalidInput(self.issues)
         return Desired(
@@ -312,6 +314,15 @@ class _Builder:
             cycle: list[str] = exc.args[1]
             first = self.by_kind["Workload"][cycle[0]]
             self.issue(first, ["spec", "dependsOn"], "dependency cycle: " + " -> ".join(cycle))
+
+    def _check_host_ports(self, workloads: dict[str, Workload]) -> None:
+        published = [
+            (w.connection, w.name, i, port)
+            for w in workloads.values()  # manifest order: the later entry is the one reported
+            for i, port in enumerate(w.ports)
+        ]
+        for owner, index, problem in host_port_clashes(published):
+            self.issue(self.by_kind["Workload"][owner], ["spec", "ports", index], problem)
 
 
 def _known(names: dict[str, Any]) -> str:

@@ -59,3 +59,38 @@ def parse_port(text: str) -> PortMapping:
             raise ValueError(f"{text!r}: write IPv6 addresses in brackets, IPv4 without")
         host_ip = str(address)
     return PortMapping(container, host_port, host_ip, m.group("proto") or "tcp")
+
+
+def host_port_clashes(
+    published: list[tuple[str, str, int, str]],
+) -> list[tuple[str, int, str]]:
+    """(owner, index, problem) for each entry that publishes a host port an earlier entry
+    on the same connection already holds (same port and protocol; addresses overlap when
+    equal or when either is "every address"). PUBLISHED: (connection, owner, index, text),
+    in manifest order; unparsable entries are skipped (reported elsewhere).
+
+    Podman would refuse the second at start ("address already in use"), after the first
+    container of the stack was already replaced.
+    """
+    held: dict[tuple[str, str, int], list[tuple[str, str, str]]] = {}
+    problems: list[tuple[str, int, str]] = []
+    for connection, owner, index, text in published:
+        try:
+            port = parse_port(text)
+        except ValueError:
+            continue
+        if port.host_port is None:
+            continue
+        key = (connection, port.protocol, port.host_port)
+        other = next(
+            (h for h in held.get(key, []) if "" in (h[1], port.host_ip) or h[1] == port.host_ip),
+            None,
+        )
+        if other is not None:
+            problems.append(
+                (owner, index, f"host port {port.host_port}/{port.protocol} is already "
+                 f"published by Workload {other[0]} ({other[2]!r})")
+            )  # fmt: skip
+            continue
+        held.setdefault(key, []).append((owner, port.host_ip, text))
+    return problems
