@@ -4,6 +4,7 @@ asks for the host's whole image list, whose cost grows with every image on the h
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,40 @@ def test_observe_inspects_the_stacks_images_without_listing_the_host(
     assert busybox_image in found.refs
     assert observed.networks[""] is not None
     assert observed.containers[""] == []
+
+
+class _Unreachable:
+    """An engine whose every call fails as a socket that is not there does."""
+
+    url = "unix:///nonexistent/machine.sock"
+
+    def _fail(self, *args: object) -> None:
+        from reconciler.errors import TemporaryError
+
+        raise TemporaryError("cannot reach Podman at unix:///nonexistent/machine.sock")
+
+    list_containers = list_volumes = list_networks = list_secrets = find_image = _fail
+
+
+class _Connections:
+    def __init__(self, engines: dict[str, object]) -> None:
+        self.engines = engines
+
+    def engine(self, key: str) -> object:
+        return self.engines[key]
+
+
+def test_an_unreachable_machine_is_an_error_of_its_own_not_an_interrupt(
+    podman_socket: str, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """One connection that cannot be reached is reported for that connection; the pass's
+    interrupt event stays clear, so what can run still runs."""
+    write_stack(tmp_path, stack_name, workload("web", busybox_image))
+    desired = load_desired([str(tmp_path)])
+    stop = threading.Event()
+    default = PodmanApi(podman_socket)
+    connections = _Connections({"": default, "gpu": _Unreachable()})
+    observed = observe(desired, Recorded(), ["", "gpu"], connections, stop)  # type: ignore[arg-type]
+    assert observed.errors == {"gpu": "cannot reach Podman at unix:///nonexistent/machine.sock"}
+    assert not stop.is_set()
+    assert any(busybox_image in i.refs for i in observed.images[""])  # the default connection

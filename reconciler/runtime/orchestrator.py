@@ -133,15 +133,19 @@ def observe(
             calls["secrets"] = engine.list_secrets
         for i, name in enumerate(need.images):
             calls[f"image {i}"] = functools.partial(engine.find_image, name)
+        # When one call fails (or Ctrl-C lands here), the others stop retrying, so the pool
+        # closes at once; the interrupt itself (STOP) is only read, never set, here.
+        cancel = threading.Event()
         try:
             with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
                 futures = {
-                    what: pool.submit(_first_call, call, stop) for what, call in calls.items()
+                    what: pool.submit(_first_call, call, stop, cancel)
+                    for what, call in calls.items()
                 }
                 try:
                     answers = {what: f.result() for what, f in futures.items()}
                 except BaseException:
-                    stop.set()  # a worker waiting to retry gives up now, so the pool can close
+                    cancel.set()
                     raise
         except PodmanUnreachable:
             if key == "":
@@ -166,11 +170,16 @@ FIRST_CALL = RetryPolicy(attempts=20, max_delay_s=5.0, initial_s=0.1, max_wait_s
 
 
 def _first_call(
-    call: Callable[[], Any], stop: threading.Event, policy: RetryPolicy = FIRST_CALL
+    call: Callable[[], Any],
+    stop: threading.Event,
+    cancel: threading.Event,
+    policy: RetryPolicy = FIRST_CALL,
 ) -> Any:
-    def pause(seconds: float) -> None:
+    def pause(seconds: float) -> None:  # at most FIRST_CALL.max_wait_s
         if stop.wait(seconds):
             raise Interrupted("interrupted while waiting for Podman")
+        if cancel.is_set():
+            raise Interrupted("another call of this observation failed")
 
     try:
         return retrying(call, policy, sleep=pause)
