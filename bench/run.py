@@ -423,9 +423,12 @@ def bench_context(b: Bench, repeat: int, big_gib: float) -> None:
     runs = iter(range(1, 10_000))
 
     def fresh() -> None:
-        """A new run-id (so neither tool finds a cached COPY layer) and no image to reuse."""
+        """A new run-id (so neither tool finds a cached COPY layer) and no image to reuse;
+        then sync, so the gigabytes the previous build left to be written to disk are not
+        charged to the next subject (the kernel throttles writers once ~2 GiB are dirty)."""
         (big / "ctx" / "run-id").write_text(f"{next(runs)}\n")
         podman("rmi", "--force", "--ignore", context_ref(CONTEXT_STACK), peer_ref)
+        os.sync()
 
     def podform_build() -> Sample:
         fresh()
@@ -449,6 +452,7 @@ def bench_context(b: Bench, repeat: int, big_gib: float) -> None:
         fresh()
         tar = b.work / "ctx.tar"
         subprocess.run(["tar", "-cf", str(tar), "-C", str(big / "ctx"), "."], check=True)
+        os.sync()  # the tar just written must not slow the upload it feeds
         out = b.work / "curl.out"
         query = urllib.parse.urlencode({"t": peer_ref, "layers": "true", "rm": "true"})
         argv = [

