@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,12 +47,15 @@ def test_crash_log_is_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """The debug log written for an internal error masks secret values in the traceback."""
     from reconciler.cli import main
 
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    # tempfile caches its directory on first use, so TMPDIR alone would not reach it: the log
+    # landed in /tmp on every run.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     register_secret(SECRET)
     try:
         raise RuntimeError(f"boom with {SECRET}")
     except RuntimeError as exc:
         path = main._write_debug_log(exc, argparse.Namespace(command="apply"))
+    assert Path(path).parent == tmp_path
     text = Path(path).read_text()
     assert "boom with" in text and SECRET not in text and MASK in text
 
