@@ -73,7 +73,9 @@ def test_build_arg_change_rebuilds(
 def test_failing_build_skips_its_workload_only(
     run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
 ) -> None:
-    """A build that fails exits 1 and skips its workload; an independent workload is created."""
+    """A build that fails exits 1 and skips its workload; an independent workload is created;
+    the failed build leaves no working container behind (the API's forcerm default is off)."""
+    before = set(podman_cli("ps", "-a", "--external", "-q", "--no-trunc").split())
     root = tmp_path / "m"
     (root / "broken").mkdir(parents=True)
     (root / "broken" / "Containerfile").write_text(f"FROM {busybox_image}\nRUN false\n")
@@ -92,3 +94,6 @@ def test_failing_build_skips_its_workload_only(
     assert container_state(f"{stack_name}-side-1") == "running"
     refs = podman_cli("images", "--format", "{{.Repository}}:{{.Tag}}").split()
     assert image_ref(stack_name, "broken") not in refs
+    after = set(podman_cli("ps", "-a", "--external", "-q", "--no-trunc").split())
+    left = after - before - set(container_ids(stack_name).values())
+    assert not left, podman_cli("ps", "-a", "--external", "--filter", f"id={next(iter(left))}")

@@ -233,6 +233,9 @@ class PodmanApi:
             "buildargs": json.dumps(args),
             "rm": "true",
             "layers": "true",
+            # The CLI's default, not the API's: a failed build must not leave its working
+            # container behind (only `podman ps --external` shows those).
+            "forcerm": "true",
         }
         if target:
             params["target"] = target
