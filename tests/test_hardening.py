@@ -238,6 +238,26 @@ def test_scale_down_removes_replicas_a_killed_pass_never_recorded(
     assert "did not create" not in done.stdout + done.stderr
 
 
+def test_a_no_op_pass_saves_what_it_adopted(
+    run_podform: PodformRunner,
+    busybox_image: str,
+    stack_name: str,
+    tmp_path: Path,
+    state_dir: Path,
+) -> None:
+    """A container a killed pass left unrecorded is written to the inventory by the next
+    pass even when that pass changes nothing (it used to be re-adopted every pass)."""
+    d = write_stack(tmp_path / "m", stack_name, workload("web", busybox_image))
+    ok(run_podform("apply", "-f", str(d)))
+    inventory = state_dir / f"{stack_name}.json"
+    doc = json.loads(inventory.read_text())
+    recorded = doc["containers"].pop(f"{stack_name}-web-1")
+    inventory.write_text(json.dumps(doc))
+    ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 0)  # nothing to change
+    saved = json.loads(inventory.read_text())["containers"]
+    assert saved[f"{stack_name}-web-1"]["id"] == recorded["id"]
+
+
 def test_prune_works_again_on_the_pass_after_a_lost_inventory(
     run_podform: PodformRunner,
     busybox_image: str,

@@ -225,6 +225,7 @@ class PlanResult:
     content_hashes: dict[str, str]
     options: PlanOptions  # the settings' options plus this pass's secret digests
     problems: list[str]  # inventory warnings and the like
+    adopted: bool = False  # `recorded` holds containers adopted this pass: save it even on a no-op
 
 
 @dataclass
@@ -280,6 +281,7 @@ class Reconciler:
         )
         observed = observe(desired, recorded, phases.now, self.connections, self.stop_event)
         observed.machines = found
+        loaded = recorded
         recorded = adopt(recorded, observed, desired.stack.name)  # what a killed pass left
         hashes, hints = content_hashes(desired, inv.directory)
         plan = plan_first(
@@ -294,7 +296,9 @@ class Reconciler:
         )
         if hints:
             plan = dataclasses.replace(plan, warnings=plan.warnings + hints)
-        return PlanResult(plan, recorded, observed, phases, hashes, options, problems)
+        return PlanResult(
+            plan, recorded, observed, phases, hashes, options, problems, recorded != loaded
+        )
 
     def _with_secret_digests(self, desired: Desired, recorded: Recorded) -> PlanOptions:
         """The plan options with each declared Secret's keyed HMAC (a key is made, and kept
@@ -326,7 +330,7 @@ class Reconciler:
             if revision is not None:
                 after.revision = dict(revision if result.ok else first.recorded.revision)
             # A no-op pass leaves the inventory as it was: no write, no fsync.
-            if after != first.recorded or not first.recorded.valid:
+            if after != first.recorded or first.adopted or not first.recorded.valid:
                 inv.save(after)
             return result
 
