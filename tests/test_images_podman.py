@@ -3,6 +3,7 @@ files, and a failing build that skips only its own workload."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from helpers import (
@@ -65,9 +66,35 @@ def test_build_arg_change_rebuilds(
     ok(run_podform("apply", "-f", str(d)))
     built = image_id(image_ref(stack_name, "app"))
     app_stack(root, stack_name, busybox_image, flavor="spicy")
-    ok(run_podform("apply", "-f", str(d)))
+    done = run_podform("apply", "-f", str(d))
+    ok(done)
     assert image_id(image_ref(stack_name, "app")) != built
     assert podman_cli("exec", f"{stack_name}-app-1", "cat", "/flavor") == "spicy\n"
+    # The previous build is removed once its container was replaced (gigabytes with models).
+    assert f"previous build {built[:12]}, superseded by this rebuild" in done.stdout
+    gone = subprocess.run(["podman", "image", "exists", built], check=False)
+    assert gone.returncode == 1, f"the previous build {built} is still there"
+    ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 0)
+
+
+def test_previous_build_still_used_by_a_foreign_container_is_kept(
+    run_podform: PodformRunner, busybox_image: str, stack_name: str, tmp_path: Path
+) -> None:
+    """A container podform does not manage that runs the previous build keeps it alive, and
+    the apply still succeeds."""
+    root = tmp_path / "m"
+    d = app_stack(root, stack_name, busybox_image, flavor="plain")
+    ok(run_podform("apply", "-f", str(d)))
+    built = image_id(image_ref(stack_name, "app"))
+    podman_cli("create", "--name", f"{stack_name}x-by-hand", built, "true")
+    try:
+        app_stack(root, stack_name, busybox_image, flavor="spicy")
+        done = run_podform("apply", "-f", str(d))
+        ok(done)
+        assert "kept: a container podform does not manage still uses it" in done.stdout
+        assert podman_cli("image", "inspect", "--format", "{{.Id}}", built).strip() == built
+    finally:
+        podman_cli("rm", "--force", f"{stack_name}x-by-hand")
 
 
 def test_failing_build_skips_its_workload_only(

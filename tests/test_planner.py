@@ -13,6 +13,7 @@ from reconciler.engine.hashing import (
     spec_hash,
     workload_spec,
 )
+from reconciler.engine.inventory_rules import Applied, record
 from reconciler.engine.observed import (
     Observed,
     ObservedContainer,
@@ -22,7 +23,7 @@ from reconciler.engine.observed import (
     Recorded,
     RecordedContainer,
 )
-from reconciler.engine.plan import Plan, PlanOptions, Verb
+from reconciler.engine.plan import Plan, PlanOptions, RemoveWork, Verb
 from reconciler.engine.planner import plan
 from reconciler.engine.planner_networks import network_hash
 from reconciler.labels import (
@@ -275,6 +276,73 @@ def test_image_content_hash_decides_build(tmp_path: Path) -> None:
     assert verbs(changed) == {"s-web-1": ("replace", "replace"), "s-other-1": ("unchanged", "none")}
     web_action = next(a for a in changed.actions if a.name == "s-web-1")
     assert image.id in web_action.depends_on
+
+
+@pytest.mark.parametrize(
+    ("labels", "in_inventory", "removed"),
+    [
+        ({LABEL_STACK: "s"}, True, True),
+        ({LABEL_STACK: "other"}, True, False),  # another stack's image under the same ref
+        ({LABEL_STACK: "s"}, False, False),  # no record: podform cannot prove it built it
+    ],
+)
+def test_a_rebuild_removes_the_previous_build_last(
+    tmp_path: Path, labels: dict[str, str], in_inventory: bool, removed: bool
+) -> None:
+    """The build it supersedes goes after everything else (its containers are replaced by
+    then), only when the inventory records it and it carries this stack's labels."""
+    d = build_stack(tmp_path)
+    old_id = "sha256:" + "b" * 64
+    old = ObservedImage(old_id, ("localhost/app:latest",), {LABEL_CONTENT_HASH: "h1", **labels})
+    web_hash = spec_hash(workload_spec(d.workloads["web"], old_id))
+    web = ObservedContainer(
+        "w", "s-web-1", "running", {LABEL_STACK: "s", LABEL_NAME: "web", LABEL_SPEC_HASH: web_hash}
+    )
+    other = running(d, "other")
+    obs = Observed(
+        containers={"": [web, other]},
+        images={"": [old, ObservedImage(IMAGE_ID, (IMAGE_REF,))]},
+        volumes={"": []},
+        networks={"": [STACK_NETWORK]},
+    )
+    rec = recorded_for(web, other)
+    if in_inventory:
+        rec.images["app"] = {"ref": "localhost/app:latest", "id": old_id, "connection": ""}
+    p = plan(d, obs, rec, {"app": "h2"})
+    deletes = [a for a in p.actions if a.kind == "Image" and a.verb is Verb.DELETE]
+    if not removed:
+        assert deletes == []
+        return
+    (delete,) = deletes
+    assert delete.reason == "previous build bbbbbbbbbbbb, superseded by this rebuild"
+    assert isinstance(delete.work, RemoveWork)
+    assert (delete.work.id, delete.work.keep_if_in_use) == (old_id, True)
+    assert delete.work.name == "localhost/app:latest"
+    others = {a.id for a in p.actions} - {delete.id}
+    assert set(delete.depends_on) >= others - {a.id for a in p.actions if a.verb is Verb.UNCHANGED}
+
+
+def test_removing_the_previous_build_keeps_the_record_of_the_new_one(tmp_path: Path) -> None:
+    """The inventory drops an image record only for the image removed: the superseded
+    build's delete comes after the rebuild recorded its new id."""
+    d = build_stack(tmp_path)
+    old_id, new_id = "sha256:" + "b" * 64, "sha256:" + "c" * 64
+    obs = Observed(
+        containers={"": []},
+        images={"": [ObservedImage(old_id, ("localhost/app:latest",),
+                                   {LABEL_CONTENT_HASH: "h1", LABEL_STACK: "s"})]},
+        volumes={"": []},
+        networks={"": [STACK_NETWORK]},
+    )  # fmt: skip
+    rec = Recorded(images={"app": {"ref": "localhost/app:latest", "id": old_id, "connection": ""}})
+    p = plan(d, obs, rec, {"app": "h2"})
+    applied = {
+        a.id: Applied(done=True, image_id=new_id if a.verb is Verb.REPLACE else "")
+        for a in p.actions
+        if a.kind == "Image" and a.name == "app"
+    }
+    assert len(applied) == 2  # the rebuild and the removal of the previous build
+    assert record(rec, p, applied).images["app"]["id"] == new_id
 
 
 def test_missing_named_volume_is_created_first() -> None:

@@ -22,6 +22,7 @@ from reconciler.engine.plan import (
     NetworkWork,
     Operation,
     Plan,
+    RemoveWork,
     SecretWork,
     Verb,
 )
@@ -75,7 +76,11 @@ def record(
             if action.kind == Kind.CONTAINER:
                 after.containers.pop(action.name, None)
             elif action.kind == Kind.IMAGE:
-                after.images.pop(action.name, None)
+                # Only the record of the image removed: a superseded build's delete must not
+                # drop the record of the build that replaced it.
+                removed = action.work.id if isinstance(action.work, RemoveWork) else None
+                if after.images.get(action.name, {}).get("id") in (removed, None):
+                    after.images.pop(action.name, None)
             elif action.kind == Kind.VOLUME:
                 after.volumes.pop(f"{action.connection}:{action.name}", None)
             elif action.kind == Kind.MACHINE:

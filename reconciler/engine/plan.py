@@ -164,6 +164,9 @@ class RemoveWork:
     name: str
     id: str
     stop_timeout_s: float
+    # An image still used by a container podform does not replace (another stack's, one made
+    # by hand) is kept, not a failure: set for superseded builds, which nobody asked to delete.
+    keep_if_in_use: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ like the planner.
 
 from __future__ import annotations
 
+from reconciler.engine.drift import short
 from reconciler.engine.observed import Observed, Recorded
 from reconciler.engine.plan import (
     Action,
+    ImageWork,
     Kind,
     Operation,
     PlanOptions,
@@ -117,6 +119,8 @@ class Pruner:
                 "nothing is deleted without a record that podform created it (prune skipped "
                 "this time)"
             )
+        if self.r.valid:
+            self._superseded_builds(everything_else)
         if prune and self.r.valid:
             self._prune_images(everything_else)
             # Replaced containers come back with the new spec: they leave what it no longer joins.
@@ -134,6 +138,34 @@ class Pruner:
             )
             self.actions.extend(actions)
             self.warnings.extend(warnings)
+
+    def _superseded_builds(self, after: tuple[str, ...]) -> None:
+        """A rebuild leaves the previous build untagged: with models in images that is
+        gigabytes per edit. It goes once everything else is done (the containers that ran it
+        are replaced by then), if the inventory records it and it carries this stack's labels;
+        an image still used elsewhere is kept."""
+        for a in list(self.actions):
+            if a.kind is not Kind.IMAGE or a.operation is not Operation.BUILD:
+                continue
+            old = (self.r.images.get(a.name) or {}).get("id")
+            img = next((i for i in self.o.images.get(a.connection, []) if i.id == old), None)
+            if img is None or img.labels.get(LABEL_STACK) != self.stack:
+                continue
+            ref = a.work.ref if isinstance(a.work, ImageWork) else a.name
+            self._add(
+                Action(
+                    image_action_id(a.connection, f"{a.name}@{short(img.id)}"),
+                    Kind.IMAGE,
+                    a.name,
+                    Verb.DELETE,
+                    Operation.REMOVE,
+                    f"previous build {short(img.id)}, superseded by this rebuild",
+                    a.connection,
+                    (),
+                    after,
+                    RemoveWork(ref, img.id, 0.0, keep_if_in_use=True),
+                )
+            )
 
     def _prune_images(self, after: tuple[str, ...]) -> None:
         declared = set(self.d.images)

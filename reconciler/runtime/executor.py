@@ -238,6 +238,8 @@ class Executor:
             return self._network(engine, action, work)
         if isinstance(work, SecretWork):
             return self._secret(engine, action, work)
+        if isinstance(work, RemoveWork) and work.keep_if_in_use:
+            return self._remove_superseded(engine, work)
         if isinstance(work, RemoveWork):
             remove = {
                 Kind.CONTAINER: lambda: engine.remove(work.id, work.stop_timeout_s),
@@ -406,6 +408,18 @@ class Executor:
             outcome.probe = ProbeResult.FAILED
             outcome.message = str(failed)
         return outcome
+
+    def _remove_superseded(self, engine: Engine, work: RemoveWork) -> Outcome:
+        """A previous build: removed unless it is still the current one or still in use."""
+        if self._retrying(lambda: engine.image_id(work.name)) == work.id:
+            return Outcome(Status.OK, f"kept: {work.name} still is this build")
+        try:
+            self._retrying(lambda: engine.remove_image(work.id))
+        except PermanentError as exc:
+            if "in use" not in str(exc):
+                raise
+            return Outcome(Status.OK, "kept: a container podform does not manage still uses it")
+        return Outcome(Status.OK, "did remove")
 
     def _retrying(self, call: Callable[[], T]) -> T:
         """The one retry policy (runtime/retry.py), reported as `retry` events."""
