@@ -260,6 +260,154 @@ def make_desired(
     )
 
 
+# Every kind and field in one stack: what the render tests map to each target.
+EVERYTHING = """\
+apiVersion: podform/v1
+kind: Stack
+metadata: {name: full}
+spec: {policy: {allowPrivileged: true}}
+---
+apiVersion: podform/v1
+kind: Machine
+metadata: {name: gpu}
+spec: {provider: libkrun}
+---
+apiVersion: podform/v1
+kind: Image
+metadata: {name: app}
+spec:
+  machine: gpu
+  build: {context: ./ctx, args: {V: "1"}, target: runtime}
+---
+apiVersion: podform/v1
+kind: Image
+metadata: {name: base}
+spec: {ref: "quay.io/x/base:1", pull: {policy: Always}}
+---
+apiVersion: podform/v1
+kind: DeviceMapping
+metadata: {name: nv}
+spec:
+  devices: [nvidia.com/gpu=all]
+  kubernetes: {resources: {nvidia.com/gpu: 1}}
+  probe: {command: [nvidia-smi, -L], expect: "GPU 0", timeout: 20s}
+---
+apiVersion: podform/v1
+kind: DeviceMapping
+metadata: {name: dri}
+spec:
+  devices: [/dev/dri]
+  env: {DRI: "yes"}
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: db, labels: {tier: data}}
+spec:
+  image: base
+  healthcheck: {command: [pg_isready], interval: 5s, timeout: 2s, retries: 4, startPeriod: 12s}
+  volumes: ["dbdata:/var/lib/db:Z"]
+  network: host
+  replicas: 2
+  state: stopped
+  restart: on-failure
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: api}
+spec:
+  machine: gpu
+  image: app
+  command: [/bin/api, --serve]
+  args: [--msg, "it's 100% $HOME \\"q\\""]
+  env: {MODE: "two words", TOKEN_PATH: /run/x}
+  secrets: [{name: hf-token, env: HF_TOKEN}, {name: cert, target: /etc/cert.pem}, {name: plain}]
+  ports: ["8080", "127.0.0.1:9000:9000/udp", "[::1]:9443:443"]
+  volumes: ["dbdata:/data:ro", "./models:/models:ro,z"]
+  devices: [nv, dri, "/dev/zero:/dev/dri/renderD128:rw", vendor.com/fpga=1]
+  resources: {memory: 2GiB, cpus: 1.5}
+  restart: always
+  dependsOn: [{name: db, condition: healthy}, llm]
+  init: true
+  stopTimeout: 20s
+  privileged: true
+  capAdd: [CAP_NET_ADMIN, SYS_TIME]
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: web}
+spec:
+  image: docker.io/library/nginx:1
+  network: container:api
+  replicas: 0
+---
+apiVersion: podform/v1
+kind: Network
+metadata: {name: back}
+spec: {internal: true, dns: false, subnet: 10.89.7.0/24}
+---
+apiVersion: podform/v1
+kind: Network
+metadata: {name: front}
+---
+apiVersion: podform/v1
+kind: Secret
+metadata: {name: key}
+spec: {file: ./key.txt}
+---
+apiVersion: podform/v1
+kind: Secret
+metadata: {name: tok}
+spec: {env: TOK}
+---
+apiVersion: podform/v1
+kind: DeviceMapping
+metadata: {name: amd}
+spec:
+  devices: [/dev/kfd, {path: /dev/infiniband, optional: true}]
+---
+apiVersion: podform/v1
+kind: Workload
+metadata: {name: llm}
+spec:
+  image: docker.io/x/llm:1
+  envFile: [./llm.env]
+  env: {SHOWN: "1"}
+  secrets: [{name: key}, {name: tok, env: TOK}]
+  devices: [amd]
+  networks: [back, {name: front, aliases: [model]}]
+  user: "1000:video"
+  groupAdd: [video, 44]
+  userns: keep-id
+  securityOpt: [label=disable, no-new-privileges, seccomp=unconfined, apparmor=unconfined]
+  capDrop: [ALL]
+  shmSize: 2GiB
+  ipc: host
+  ulimits: {memlock: -1, nofile: "1024:65536"}
+  pidsLimit: 500
+  readOnly: true
+  tmpfs: ["/tmp:size=64m,mode=1777"]
+  workdir: /srv
+  hostname: llm
+  extraHosts: ["db.local:10.0.0.5", "gw:host-gateway"]
+  dns: [1.1.1.1]
+  stopSignal: INT
+  logging: {driver: journald, options: {tag: llm}}
+"""
+
+
+def everything_stack(tmp_path: Path) -> Desired:
+    """EVERYTHING loaded from TMP_PATH, with the files it refers to (render tests)."""
+    from reconciler.runtime.loading import load_desired
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Containerfile").write_text("FROM scratch\n")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "key.txt").write_text("not-rendered-key\n")
+    (tmp_path / "llm.env").write_text("FROM_FILE=not-rendered-value\n")
+    (tmp_path / "stack.yaml").write_text(EVERYTHING)
+    return load_desired([str(tmp_path)])
+
+
 # --- the fake `podman` (machines) --------------------------------------------------------------
 
 

@@ -123,7 +123,6 @@ def test_sigint_with_parallel_1_stops_the_queue_of_replacements(
 ) -> None:
     """apply --parallel 1 of 12 replacements, SIGINT: the running one finishes, the queued ones
     are reported "not started" and never run, exit 130 within the running action's time."""
-    from test_apply_podman import workload, write_stack
 
     def stack(version: str) -> Path:
         # PID 1 sleep ignores SIGTERM: each replacement waits the 3 s stop timeout, so the

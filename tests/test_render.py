@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import everything_stack
 from podman_env import podform_subprocess
 
-from reconciler.manifests.model import Desired, Workload
+from reconciler.manifests.model import Workload
 from reconciler.render import Note, Target, render
 from reconciler.render import compose as compose_target
 from reconciler.render import kube as kube_target
@@ -31,148 +32,6 @@ EXAMPLE_NAMES = sorted(p.parent.name for p in EXAMPLES.glob("*/stack.yaml"))
 REPO = "<repo>"
 
 # A stack that uses every Workload field today's model has, and each thing a target cannot say.
-EVERYTHING = """\
-apiVersion: podform/v1
-kind: Stack
-metadata: {name: full}
-spec: {policy: {allowPrivileged: true}}
----
-apiVersion: podform/v1
-kind: Machine
-metadata: {name: gpu}
-spec: {provider: libkrun}
----
-apiVersion: podform/v1
-kind: Image
-metadata: {name: app}
-spec:
-  machine: gpu
-  build: {context: ./ctx, args: {V: "1"}, target: runtime}
----
-apiVersion: podform/v1
-kind: Image
-metadata: {name: base}
-spec: {ref: "quay.io/x/base:1", pull: {policy: Always}}
----
-apiVersion: podform/v1
-kind: DeviceMapping
-metadata: {name: nv}
-spec:
-  devices: [nvidia.com/gpu=all]
-  kubernetes: {resources: {nvidia.com/gpu: 1}}
-  probe: {command: [nvidia-smi, -L], expect: "GPU 0", timeout: 20s}
----
-apiVersion: podform/v1
-kind: DeviceMapping
-metadata: {name: dri}
-spec:
-  devices: [/dev/dri]
-  env: {DRI: "yes"}
----
-apiVersion: podform/v1
-kind: Workload
-metadata: {name: db, labels: {tier: data}}
-spec:
-  image: base
-  healthcheck: {command: [pg_isready], interval: 5s, timeout: 2s, retries: 4, startPeriod: 12s}
-  volumes: ["dbdata:/var/lib/db:Z"]
-  network: host
-  replicas: 2
-  state: stopped
-  restart: on-failure
----
-apiVersion: podform/v1
-kind: Workload
-metadata: {name: api}
-spec:
-  machine: gpu
-  image: app
-  command: [/bin/api, --serve]
-  args: [--msg, "it's 100% $HOME \\"q\\""]
-  env: {MODE: "two words", TOKEN_PATH: /run/x}
-  secrets: [{name: hf-token, env: HF_TOKEN}, {name: cert, target: /etc/cert.pem}, {name: plain}]
-  ports: ["8080", "127.0.0.1:9000:9000/udp", "[::1]:9443:443"]
-  volumes: ["dbdata:/data:ro", "./models:/models:ro,z"]
-  devices: [nv, dri, "/dev/zero:/dev/dri/renderD128:rw", vendor.com/fpga=1]
-  resources: {memory: 2GiB, cpus: 1.5}
-  restart: always
-  dependsOn: [{name: db, condition: healthy}, llm]
-  init: true
-  stopTimeout: 20s
-  privileged: true
-  capAdd: [CAP_NET_ADMIN, SYS_TIME]
----
-apiVersion: podform/v1
-kind: Workload
-metadata: {name: web}
-spec:
-  image: docker.io/library/nginx:1
-  network: container:api
-  replicas: 0
----
-apiVersion: podform/v1
-kind: Network
-metadata: {name: back}
-spec: {internal: true, dns: false, subnet: 10.89.7.0/24}
----
-apiVersion: podform/v1
-kind: Network
-metadata: {name: front}
----
-apiVersion: podform/v1
-kind: Secret
-metadata: {name: key}
-spec: {file: ./key.txt}
----
-apiVersion: podform/v1
-kind: Secret
-metadata: {name: tok}
-spec: {env: TOK}
----
-apiVersion: podform/v1
-kind: DeviceMapping
-metadata: {name: amd}
-spec:
-  devices: [/dev/kfd, {path: /dev/infiniband, optional: true}]
----
-apiVersion: podform/v1
-kind: Workload
-metadata: {name: llm}
-spec:
-  image: docker.io/x/llm:1
-  envFile: [./llm.env]
-  env: {SHOWN: "1"}
-  secrets: [{name: key}, {name: tok, env: TOK}]
-  devices: [amd]
-  networks: [back, {name: front, aliases: [model]}]
-  user: "1000:video"
-  groupAdd: [video, 44]
-  userns: keep-id
-  securityOpt: [label=disable, no-new-privileges, seccomp=unconfined, apparmor=unconfined]
-  capDrop: [ALL]
-  shmSize: 2GiB
-  ipc: host
-  ulimits: {memlock: -1, nofile: "1024:65536"}
-  pidsLimit: 500
-  readOnly: true
-  tmpfs: ["/tmp:size=64m,mode=1777"]
-  workdir: /srv
-  hostname: llm
-  extraHosts: ["db.local:10.0.0.5", "gw:host-gateway"]
-  dns: [1.1.1.1]
-  stopSignal: INT
-  logging: {driver: journald, options: {tag: llm}}
-"""
-
-
-def _everything(tmp_path: Path) -> Desired:
-    (tmp_path / "ctx").mkdir()
-    (tmp_path / "ctx" / "Containerfile").write_text("FROM scratch\n")
-    (tmp_path / "models").mkdir()
-    (tmp_path / "key.txt").write_text("not-rendered-key\n")
-    (tmp_path / "llm.env").write_text("FROM_FILE=not-rendered-value\n")
-    (tmp_path / "stack.yaml").write_text(EVERYTHING)
-    return load_desired([str(tmp_path)])
 
 
 def _golden_text(text: str) -> str:
@@ -222,7 +81,7 @@ def test_every_workload_field_has_a_line_in_every_target(module: object) -> None
 @pytest.mark.parametrize("target", list(Target), ids=str)
 def test_output_is_deterministic_and_ends_with_a_newline(tmp_path: Path, target: Target) -> None:
     """Same input, same bytes (twice, and from a fresh load); every file ends with one newline."""
-    first = render(_everything(tmp_path), target, base=tmp_path)
+    first = render(everything_stack(tmp_path), target, base=tmp_path)
     second = render(load_desired([str(tmp_path)]), target, base=tmp_path)
     assert first.files == second.files and first.notes == second.notes
     for text in first.files.values():
@@ -230,7 +89,7 @@ def test_output_is_deterministic_and_ends_with_a_newline(tmp_path: Path, target:
 
 
 def _notes(tmp_path: Path, target: Target) -> list[str]:
-    return [str(n) for n in render(_everything(tmp_path), target, base=tmp_path).notes]
+    return [str(n) for n in render(everything_stack(tmp_path), target, base=tmp_path).notes]
 
 
 def test_kube_notes_name_resource_and_field_for_what_kubernetes_cannot_express(
@@ -280,7 +139,7 @@ def test_kube_maps_the_workload_fields(tmp_path: Path) -> None:
     """Resources, GPU resource, probes, ports, secrets and security land where Kubernetes reads them."""
     import yaml
 
-    text = render(_everything(tmp_path), Target.KUBE).files["full.yaml"]
+    text = render(everything_stack(tmp_path), Target.KUBE).files["full.yaml"]
     docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(text)}
     assert set(docs) == {
         ("PersistentVolumeClaim", "full-dbdata"),
@@ -383,7 +242,7 @@ def test_kube_notes_the_new_workload_fields_it_cannot_express(tmp_path: Path) ->
 
 def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -> None:
     """Numbered units per replica; a dependent Requires/After every replica of what it needs."""
-    files = render(_everything(tmp_path), Target.QUADLET).files
+    files = render(everything_stack(tmp_path), Target.QUADLET).files
     assert sorted(files) == [
         "full-api-1.container",
         "full-app.build",
@@ -429,7 +288,7 @@ def test_quadlet_writes_one_unit_per_replica_with_dependencies(tmp_path: Path) -
 
 def test_quadlet_maps_the_container_options_networks_and_secrets(tmp_path: Path) -> None:
     """Every option has its Quadlet key (PodmanArgs where 5.4 has none); networks are units."""
-    rendering = render(_everything(tmp_path), Target.QUADLET)
+    rendering = render(everything_stack(tmp_path), Target.QUADLET)
     files = rendering.files
     llm = files["full-llm-1.container"].splitlines()
     for line in (
@@ -490,7 +349,7 @@ def test_compose_maps_the_workload_fields(tmp_path: Path) -> None:
     """Build, deploy, healthcheck, depends_on, ports and paths relative to the compose folder."""
     import yaml
 
-    rendering = render(_everything(tmp_path), Target.COMPOSE, base=tmp_path)
+    rendering = render(everything_stack(tmp_path), Target.COMPOSE, base=tmp_path)
     doc = yaml.safe_load(rendering.stream())
     api = doc["services"]["api"]
     assert api["build"] == {

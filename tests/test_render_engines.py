@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import everything_stack
 from podman_env import STACK_LABEL, cleanup_stack, podform_subprocess, podman_cli
 
 from reconciler.render import Target, render
@@ -314,11 +315,9 @@ def _tool(name: str) -> str:
 
 def _kube_texts(tmp_path: Path) -> dict[str, str]:
     texts = {p.name: render(load_desired([str(p)]), Target.KUBE).stream() for p in EXAMPLES}
-    from test_render import _everything
-
     full = tmp_path / "full"
     full.mkdir()
-    texts["everything"] = render(_everything(full), Target.KUBE).files["full.yaml"]
+    texts["everything"] = render(everything_stack(full), Target.KUBE).files["full.yaml"]
     return texts
 
 
@@ -411,13 +410,11 @@ def test_podman_compose_up_runs_the_rendered_compose_file(
 
 
 def _quadlet_dirs(tmp_path: Path) -> dict[str, Path]:
-    from test_render import _everything
-
     dirs: dict[str, Path] = {}
     sources = [(p.name, load_desired([str(p)])) for p in EXAMPLES]
     full = tmp_path / "full"
     full.mkdir()
-    sources.append(("everything", _everything(full)))
+    sources.append(("everything", everything_stack(full)))
     for name, desired in sources:
         folder = tmp_path / "units" / name
         folder.mkdir(parents=True)
