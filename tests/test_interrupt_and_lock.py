@@ -181,3 +181,24 @@ def test_sigint_while_podman_is_unreachable_exits_130_at_once(
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err  # before: 1, once the retries gave up
     assert "cannot reach Podman" not in err
+
+
+def test_apply_prints_its_plan_before_it_changes_anything(
+    tmp_path: Path, podman_socket: str, busybox_image: str, stack_name: str, state_dir: Path
+) -> None:
+    """The plan is on stdout while the (slow) build still runs, as Terraform shows its plan
+    before applying; the final report does not print it a second time."""
+    manifests = slow_stack(tmp_path, stack_name, busybox_image, seconds=4)
+    proc = start_apply(manifests, podman_socket, state_dir)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(f"Plan for stack '{stack_name}'"):
+            break
+    assert proc.poll() is None, "the plan came only after apply had finished"
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Apply complete" in rest
+    assert "Plan for stack" not in rest  # printed once
+    assert any("slow" in line and "create" in line for line in seen), seen

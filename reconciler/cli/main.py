@@ -15,9 +15,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
+
+if TYPE_CHECKING:
+    from reconciler.engine.plan import Plan
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -374,18 +377,26 @@ def _apply(args: argparse.Namespace) -> int:
     from reconciler.runtime.orchestrator import Reconciler
 
     desired = _load(args)
+    shown: list[Plan] = []
+
+    def show(plan: Plan) -> None:  # before anything changes: a long build or Ctrl-C hides nothing
+        if args.output == "text":
+            sys.stdout.write(plan.render(color=_color(), show_unchanged=False))
+            sys.stdout.flush()
+            shown.append(plan)
+
     with _Interrupts() as interrupts:
         sink = report.EventPrinter(sys.stderr, args.output == "text")
         rec = Reconciler(_settings(args), on_event=sink, stop_event=interrupts.event)
         try:
-            result = rec.apply(desired, dry_run=args.dry_run)
+            result = rec.apply(desired, dry_run=args.dry_run, on_plan=show)
         finally:
             rec.close()
     _print_problems(result.problems)
     if args.output == "json":
         print(json.dumps(report.apply_json(result), indent=2, ensure_ascii=False))
     else:
-        sys.stdout.write(report.apply_text(result, color=_color()))
+        sys.stdout.write(report.apply_text(result, _color(), shown=shown[0] if shown else None))
     if result.execution and result.execution.interrupted:
         return EXIT_INTERRUPTED
     if not result.ok:

@@ -8,16 +8,20 @@ from __future__ import annotations
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
-from reconciler.engine.plan import Operation
+from reconciler.engine.plan import Operation, Plan
 from reconciler.runtime.executor import Event, Status
 
 if TYPE_CHECKING:
     from reconciler.runtime.orchestrator import PassResult
 
 
-def apply_text(result: PassResult, color: bool = False, what: str = "Apply") -> str:
+def apply_text(
+    result: PassResult, color: bool = False, what: str = "Apply", shown: Plan | None = None
+) -> str:
+    """The plan (unless SHOWN, printed before the pass ran, is still the plan: machines that
+    started may have let more be planned), each action's outcome and a summary."""
     plan = result.plan
-    out = [plan.render(color=color, show_unchanged=False)]
+    out = [] if shown is plan else [plan.render(color=color, show_unchanged=False)]
     ex = result.execution
     if ex is None:
         if not plan.errors:

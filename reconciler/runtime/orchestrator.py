@@ -313,16 +313,23 @@ class Reconciler:
         return dataclasses.replace(self.settings.plan, secret_digests=digests)
 
     def apply(
-        self, desired: Desired, dry_run: bool = False, revision: dict[str, str] | None = None
+        self,
+        desired: Desired,
+        dry_run: bool = False,
+        revision: dict[str, str] | None = None,
+        on_plan: Callable[[Plan], None] | None = None,
     ) -> PassResult:
         """One pass. REVISION (from sync) is recorded when the pass succeeds; a failed pass
-        keeps the previous one; an apply without a revision clears it."""
+        keeps the previous one; an apply without a revision clears it. ON_PLAN sees the plan
+        before anything is changed (the CLI prints it, as Terraform does)."""
         inv = self.inventory(desired)
         with inv.lock(self.settings.lock_timeout):
             first = self.plan(desired)
             result = PassResult(desired, first.plan, problems=first.problems)
             if dry_run or first.plan.errors:
                 return result
+            if on_plan is not None:
+                on_plan(first.plan)
             execution = self._execute(runnable(first.plan))
             plan, restarted = self._after_machines_start(desired, first, execution)
             result.plan, result.execution = plan, execution
