@@ -102,17 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="allow destroying and re-creating machines",
         )
-        p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
+        p.add_argument(
+            "--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+            help="wait up to SECONDS for another podform pass on this stack to finish (default: 0)",
+        )  # fmt: skip
         p.add_argument(
             "--detailed-exitcode",
             action="store_true",
-            help="exit 2 when something changed"
+            help="exit 2 when something changed (with --dry-run: when changes are pending)"
             if name == "apply"
             else "accepted for CI scripts: plan always exits 2 when changes are pending",
         )
         if name == "apply":
             p.add_argument("--dry-run", action="store_true", help="plan only, change nothing")
-            p.add_argument("--parallel", type=int, default=4, metavar="N")
+            p.add_argument(
+                "--parallel", type=int, default=4, metavar="N",
+                help="run up to N independent actions at once (default: 4)",
+            )  # fmt: skip
     p = sub.add_parser("status", parents=g, help="state, health, GPU probe and drift per resource")
     _files(p)
     p = sub.add_parser("delete", parents=g, help="remove what the manifests declare")
@@ -121,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--volumes", action="store_true", help="also delete named volumes (their data is lost)"
     )
     p.add_argument("--machines", action="store_true", help="also remove machines podform created")
-    p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
+    p.add_argument(
+        "--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+        help="wait up to SECONDS for another podform pass on this stack to finish (default: 0)",
+    )  # fmt: skip
     p = sub.add_parser("watch", parents=g, help="apply on every file change and every interval")
     _files(p)
     p.add_argument("--interval", default="60s", help="reconcile at least this often (default 60s)")
