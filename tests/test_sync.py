@@ -222,6 +222,7 @@ def test_once_over_git_daemon_applies_then_reports_nothing_new_and_fails_when_do
     applied = [json.loads(x) for x in again.stderr.splitlines() if "revision applied" in x]
     assert applied and applied[0]["sha"] == sha1 and not applied[0]["changed"]
     assert not applied[0]["new_revision"] and container_ids(stack_name) == ids
+    assert "next_fetch_in" not in applied[0]  # --once fetches no more
 
     sha2 = remote.push(documents(stack_name, busybox_image, {"MODE": "two"}), "second")
     third = run_podform(*once)

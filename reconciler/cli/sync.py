@@ -79,6 +79,7 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
             syncer.restore()
             log.info("sync started", **fields, interval=args.interval, once=args.once)
             if args.once:
+                syncer.once = True
                 outcome = syncer.run_pass()
                 return 0 if outcome in (Outcome.APPLIED, Outcome.NOTHING) else 1
             syncer.run()

@@ -93,6 +93,7 @@ class Syncer:
         log: Any,
     ) -> None:
         self.source, self.rec, self.log = source, reconciler, log
+        self.once = False  # `--once`: no next fetch to announce
         self.stop: threading.Event = reconciler.stop_event
         self.interval_s = interval_s
         self.dir = state_root / "sync" / source.key
@@ -285,6 +286,12 @@ class Syncer:
         """Log the pass (what, which revision, how long, when the next fetch is)."""
         self.failures = 0 if ok else self.failures + 1
         self.next_delay = self._next_delay()
+        when = {
+            "next_fetch_in": format_seconds(round(self.next_delay, 3)),
+            "next_fetch_at": (datetime.now(UTC) + timedelta(seconds=self.next_delay)).isoformat(
+                "T", "seconds"
+            ),
+        }
         (self.log.info if ok else self.log.warning)(
             event,
             url=self.source.remote.url,
@@ -292,10 +299,7 @@ class Syncer:
             **fields,
             consecutive_failures=self.failures,
             seconds=round(time.monotonic() - start, 3),
-            next_fetch_in=format_seconds(round(self.next_delay, 3)),
-            next_fetch_at=(datetime.now(UTC) + timedelta(seconds=self.next_delay)).isoformat(
-                "T", "seconds"
-            ),
+            **({} if self.once else when),
         )
 
     def _next_delay(self) -> float:
