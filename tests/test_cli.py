@@ -273,3 +273,19 @@ def test_a_folder_without_manifests_is_valid_but_warned_about(tmp_path: Path) ->
     done = podform_subprocess("validate", "-f", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert f"warning: no manifest files (*.yaml, *.yml) in {tmp_path}" in done.stderr
+
+
+def test_validate_reports_schema_problems_beside_a_file_that_does_not_parse(
+    tmp_path: Path,
+) -> None:
+    """One broken file does not hide the schema errors of the others: one run, every problem."""
+    (tmp_path / "a.yaml").write_text("apiVersion: podform/v1\nkind: Stack\nmetadata: {name: s}\n")
+    (tmp_path / "b.yaml").write_text("a: [\n")
+    (tmp_path / "c.yaml").write_text(
+        "apiVersion: podform/v1\nkind: Workload\nmetadata: {name: web}\nspec: {imagee: x}\n"
+    )
+    done = podform_subprocess("validate", "-f", str(tmp_path))
+    assert done.returncode == 1
+    assert f"{tmp_path}/b.yaml:2:1: " in done.stderr
+    assert f"{tmp_path}/c.yaml:4:8: " in done.stderr and "did you mean 'image'?" in done.stderr
+    assert "3 problem(s) found; nothing was changed." in done.stderr

@@ -354,6 +354,17 @@ def _load_bytes(data: bytes, file: str, base_dir: Path, issues: list[Issue]) -> 
 
 def load_manifests(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[Document]:
     """Every non-empty document of `paths` in order, or InvalidInput with every problem found."""
+    documents, issues = read_manifests(paths, stdin)
+    if issues:
+        raise InvalidInput(issues)
+    return documents
+
+
+def read_manifests(
+    paths: Sequence[str], stdin: BinaryIO | None = None
+) -> tuple[list[Document], list[Issue]]:
+    """The documents that could be read, and the problems of those that could not: a caller
+    can still check the good ones, so one run reports every problem in every file."""
     issues: list[Issue] = []
     documents: list[Document] = []
     for display, path in manifest_sources(paths, issues):
@@ -368,6 +379,4 @@ def load_manifests(paths: Sequence[str], stdin: BinaryIO | None = None) -> list[
                 continue
             base_dir = Path(os.path.realpath(path.absolute().parent))
         documents.extend(_load_bytes(data, display, base_dir, issues))
-    if issues:
-        raise InvalidInput(issues)
-    return documents
+    return documents, issues

@@ -26,10 +26,12 @@ def load_desired(
     bytes-level data, same schemas, same podform) skips jsonschema, whose import and
     compilation are a large share of a no-op apply. References and policy are always checked.
     """
-    from reconciler.manifests.loader import load_manifests
+    from reconciler.manifests.loader import read_manifests
     from reconciler.manifests.schema import validate_documents
 
-    docs = load_manifests(paths, stdin=stdin)
+    docs, unreadable = read_manifests(paths, stdin=stdin)
+    if unreadable:  # the documents that did parse are checked too: every problem in one run
+        raise InvalidInput(unreadable + validate_documents(docs))
     key = _validation_key(docs) if cache_dir else ""
     if not (cache_dir and key in _read_validated(cache_dir)):
         issues: list[Issue] = validate_documents(docs)
