@@ -6,11 +6,13 @@ from __future__ import annotations
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import workload, write_stack
 
 from reconciler.engine.observed import Recorded
+from reconciler.runtime.backends import unix_http
 from reconciler.runtime.backends.podman_api import PodmanApi
 from reconciler.runtime.orchestrator import Connections, Settings, load_desired, observe
 
@@ -22,10 +24,14 @@ def test_observe_inspects_the_stacks_images_without_listing_the_host(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def no_list(self: PodmanApi) -> None:
-        raise AssertionError("a pass listed every image on the host")
+    asked: list[str] = []
+    real_get = unix_http.get
 
-    monkeypatch.setattr(PodmanApi, "list_images", no_list)
+    def get(path: str, resource: str, params: dict[str, str], timeout: float) -> Any:
+        asked.append(resource)
+        return real_get(path, resource, params, timeout)
+
+    monkeypatch.setattr(unix_http, "get", get)
     write_stack(
         tmp_path,
         stack_name,
@@ -44,6 +50,8 @@ def test_observe_inspects_the_stacks_images_without_listing_the_host(
         observed = observe(desired, recorded, [""], connections)
     finally:
         connections.close()
+    assert "/images/json" not in asked, "a pass listed every image on the host"
+    assert sum(r.startswith("/images/") for r in asked) == 3  # two refs and one recorded id
     (found,) = observed.images[""]  # the workload's image and the recorded id: one image
     assert found.id == busybox_id
     assert busybox_image in found.refs

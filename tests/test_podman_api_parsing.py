@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.observed import ObservedContainer, ObservedImage, ObservedVolume
+from reconciler.engine.observed import ObservedContainer, ObservedVolume
 from reconciler.errors import PermanentError, PodmanTimeout, TemporaryError
 from reconciler.runtime.backends import podman_streams, unix_http
 from reconciler.runtime.backends.podman_api import PodmanApi
@@ -66,21 +66,6 @@ def test_container_list_parses_to_observed_containers(
     assert (job.name, job.state, job.running, job.exit_code) == ("c14rec-job-1", "exited", False, 3)
     assert job.restart_count == (0 if version == "4.3.1" else 2)
     assert isinstance(job, ObservedContainer)
-
-
-@pytest.mark.parametrize("version", VERSIONS)
-def test_image_list_merges_tags_and_names(monkeypatch: pytest.MonkeyPatch, version: str) -> None:
-    """RepoTags and Names become one de-duplicated ref list; null tags and labels are empty."""
-    api, _ = api_reading(monkeypatch, version, {"/images/json": (200, "images_json.json")})
-    images = {i.id: i for i in api.list_images()}
-    raw = json.loads(fixture(version, "images_json.json"))
-    assert set(images) == {entry["Id"] for entry in raw}
-    app = next(i for i in images.values() if "localhost/c14rec-app:latest" in i.refs)
-    assert app.refs == ("localhost/c14rec-app:latest",)
-    assert app.labels["io.podform.content-hash"] == "3f1c0ffee"
-    untagged = [i for i in images.values() if not i.refs]
-    assert all(i.labels == {} for i in untagged)
-    assert all(isinstance(i, ObservedImage) for i in images.values())
 
 
 @pytest.mark.parametrize("version", VERSIONS)
