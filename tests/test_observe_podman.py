@@ -14,7 +14,8 @@ from helpers import workload, write_stack
 from reconciler.engine.observed import Recorded
 from reconciler.runtime.backends import unix_http
 from reconciler.runtime.backends.podman_api import PodmanApi
-from reconciler.runtime.orchestrator import Connections, Settings, load_desired, observe
+from reconciler.runtime.observe import observe
+from reconciler.runtime.orchestrator import Connections, Settings, load_desired
 
 
 def test_observe_inspects_the_stacks_images_without_listing_the_host(

@@ -9,17 +9,14 @@ the cache of schema verdicts) is in loading.py.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.engine.adoption import adopt
 from reconciler.engine.inventory_rules import Applied, record
-from reconciler.engine.lookups import needs
 from reconciler.engine.machine_planner import plan_delete_all
 from reconciler.engine.observed import Observed, Recorded
 from reconciler.engine.phases import (
@@ -34,14 +31,13 @@ from reconciler.engine.phases import (
     split_phases,
 )
 from reconciler.engine.plan import Action, Kind, Plan, PlanOptions, machine_action_id
-from reconciler.errors import Interrupted, PodmanUnreachable, TemporaryError
 from reconciler.manifests.model import Desired
 from reconciler.runtime.executor import Execution, Executor, Outcome, Status
 from reconciler.runtime.inventory import Inventory, state_dir
 from reconciler.runtime.loading import load_desired as load_desired
 from reconciler.runtime.loading import manifest_paths as manifest_paths
 from reconciler.runtime.machines import MachineLayer
-from reconciler.runtime.retry import RetryPolicy, retrying
+from reconciler.runtime.observe import observe
 
 EventSink = Callable[..., None]
 
@@ -93,101 +89,6 @@ class Connections:
     def close(self) -> None:
         for e in self._engines.values():
             e.close()
-
-
-def observe(
-    desired: Desired,
-    recorded: Recorded,
-    keys: Sequence[str],
-    connections: Connections,
-    stop: threading.Event | None = None,
-) -> Observed:
-    """One snapshot of the given connections: the stack's containers (one name-filtered
-    list), the volumes, the networks and secrets where the stack has some, and one inspect
-    per image the planners will look at (engine/lookups.py). The calls go out together;
-    they are independent reads.
-
-    No separate ping (Podman's /version alone costs more than all of them): the first call
-    doubles as the reachability check. A machine connection that cannot be reached is
-    reported in `errors`; the default connection's failure is the pass's failure.
-
-    STOP (the interrupt) ends the wait between retries with Interrupted: Ctrl-C while
-    Podman is unreachable exits at once, as an interrupt, not seconds later as an error.
-    """
-    stop = stop or threading.Event()
-    observed = Observed()
-    for key in keys:
-        try:
-            engine = connections.engine(key)
-        except TemporaryError as exc:  # a machine whose socket is not up
-            observed.errors[key] = str(exc)
-            continue
-        need = needs(desired, recorded, key)
-        calls: dict[str, Callable[[], Any]] = {
-            "containers": functools.partial(engine.list_containers, f"{desired.stack.name}-"),
-            "volumes": engine.list_volumes,
-        }
-        if need.networks:
-            calls["networks"] = engine.list_networks
-        if need.secrets:
-            calls["secrets"] = engine.list_secrets
-        for i, name in enumerate(need.images):
-            calls[f"image {i}"] = functools.partial(engine.find_image, name)
-        # When one call fails (or Ctrl-C lands here), the others stop retrying, so the pool
-        # closes at once; the interrupt itself (STOP) is only read, never set, here.
-        cancel = threading.Event()
-        try:
-            with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
-                futures = {
-                    what: pool.submit(_first_call, call, stop, cancel)
-                    for what, call in calls.items()
-                }
-                try:
-                    answers = {what: f.result() for what, f in futures.items()}
-                except BaseException:
-                    cancel.set()
-                    raise
-        except PodmanUnreachable:
-            if key == "":
-                raise
-            observed.errors[key] = f"cannot reach Podman at {engine.url}"
-            continue
-        observed.containers[key] = answers["containers"]
-        observed.volumes[key] = answers["volumes"]
-        if "networks" in answers:
-            observed.networks[key] = answers["networks"]
-        if "secrets" in answers:
-            observed.secrets[key] = answers["secrets"]
-        found = (answers[f"image {i}"] for i in range(len(need.images)))
-        observed.images[key] = list({i.id: i for i in found if i is not None}.values())
-    return observed
-
-
-# A socket that is just coming up gets a few seconds; then one clear error. The same policy
-# covers Podman 4.x's transient 500 on an image list racing another client's removal
-# ("locating item named manifest ...").
-FIRST_CALL = RetryPolicy(attempts=20, max_delay_s=5.0, initial_s=0.1, max_wait_s=1.0)
-
-
-def _first_call(
-    call: Callable[[], Any],
-    stop: threading.Event,
-    cancel: threading.Event,
-    policy: RetryPolicy = FIRST_CALL,
-) -> Any:
-    def pause(seconds: float) -> None:  # at most FIRST_CALL.max_wait_s
-        if stop.wait(seconds):
-            raise Interrupted("interrupted while waiting for Podman")
-        if cancel.is_set():
-            raise Interrupted("another call of this observation failed")
-
-    try:
-        return retrying(call, policy, sleep=pause)
-    except TemporaryError as exc:
-        raise PodmanUnreachable(
-            f"{exc}. Is the Podman service running? Start it with `podman system service` "
-            "or point podform at it with --url / CONTAINER_HOST."
-        ) from None
 
 
 def content_hashes(
