@@ -14,8 +14,8 @@ from podman_env import podform_subprocess
 
 from reconciler.cli.report import apply_text
 from reconciler.engine.plan import Plan
-from reconciler.runtime.executor import Execution
 from reconciler.runtime.orchestrator import PassResult
+from reconciler.runtime.outcomes import Execution
 
 KINDS = ["Stack", "Machine", "Image", "DeviceMapping", "Workload"]
 GOOD = """\

@@ -33,12 +33,9 @@ from reconciler.engine.plan import (
 from reconciler.engine.planner import plan
 from reconciler.errors import PermanentError, TemporaryError
 from reconciler.labels import LABEL_CONTENT_HASH, LABEL_SPEC_HASH, LABEL_STACK
-from reconciler.runtime.executor import (
-    Executor,
-    RetryPolicy,
-    Status,
-)
+from reconciler.runtime.executor import Executor, RetryPolicy
 from reconciler.runtime.orchestrator import load_desired
+from reconciler.runtime.outcomes import Status
 
 FAST = RetryPolicy(attempts=4, max_delay_s=5, initial_s=0.001, max_wait_s=0.01)
 IMAGE = "localhost/base:latest"

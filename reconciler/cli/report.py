@@ -9,7 +9,7 @@ import sys
 from typing import IO, TYPE_CHECKING, Any
 
 from reconciler.engine.plan import Operation, Plan
-from reconciler.runtime.executor import Event, Status
+from reconciler.runtime.outcomes import Event, Status
 
 if TYPE_CHECKING:
     from reconciler.runtime.orchestrator import PassResult

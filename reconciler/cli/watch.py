@@ -29,8 +29,8 @@ from reconciler.errors import InvalidInput, PodformError
 from reconciler.manifests.loader import MAX_BYTES, read_regular_file
 from reconciler.manifests.model import Desired
 from reconciler.manifests.units import format_seconds, seconds
-from reconciler.runtime.executor import Status
 from reconciler.runtime.orchestrator import Reconciler, Settings, load_desired, manifest_paths
+from reconciler.runtime.outcomes import Status
 
 STABLE_TRIES = 10  # reads of a snapshot that keeps changing before the pass is deferred
 STEP_S = 0.05  # pause between the two reads of the stability check

@@ -12,9 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from reconciler.engine.drift import short
 from reconciler.engine.hashing import spec_hash, workload_spec
@@ -38,35 +36,12 @@ from reconciler.labels import LABEL_CONTENT_HASH, LABEL_SPEC_HASH, LABEL_STACK
 from reconciler.manifests.model import Workload
 from reconciler.runtime.backends.podman_api import BuildFailed
 from reconciler.runtime.buildcontext import context_tar
+from reconciler.runtime.outcomes import Event, Execution, Outcome, Status
 from reconciler.runtime.probes import first_failure
 from reconciler.runtime.retry import RetryPolicy, retrying
 from reconciler.runtime.secrets import read_value
 
 T = TypeVar("T")
-
-
-class Status(StrEnum):
-    """How one action ended; OK and DEGRADED count as done for its dependents."""
-
-    OK = "ok"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    INTERRUPTED = "interrupted"
-    DEGRADED = "degraded"  # done, but its probe failed
-
-    @property
-    def succeeded(self) -> bool:
-        return self in (Status.OK, Status.DEGRADED)
-
-
-class Event(StrEnum):
-    """What the executor tells its `on_event` sink, with keyword details per event."""
-
-    START = "start"  # action=
-    PROGRESS = "progress"  # action=, line=
-    DONE = "done"  # action=, outcome=
-    SKIPPED = "skipped"  # action=, reason=
-    RETRY = "retry"  # attempt=, error=
 
 
 class Engine(Protocol):
@@ -116,33 +91,6 @@ class Connections(Protocol):
 
     def engine(self, key: str) -> Engine: ...
     def machine(self, action: Action) -> None: ...
-
-
-@dataclass
-class Outcome:
-    status: Status
-    message: str = ""
-    container_id: str = ""
-    image_id: str = ""
-    spec: dict[str, Any] | None = None
-    probe: ProbeResult = ProbeResult.NOT_RUN
-    object_id: str = ""  # a created secret's id
-    seconds: float = 0.0
-    changed: bool = False  # the action changed something in Podman
-
-
-@dataclass
-class Execution:
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    interrupted: bool = False
-
-    @property
-    def failed(self) -> bool:
-        return any(o.status is not Status.OK for o in self.outcomes.values())
-
-    @property
-    def changed(self) -> bool:
-        return any(o.changed for o in self.outcomes.values())
 
 
 class Executor:
@@ -440,10 +388,6 @@ def _image_by_ref(engine: Engine, ref: str) -> ObservedImage | None:
 __all__ = [
     "Connections",
     "Engine",
-    "Event",
-    "Execution",
     "Executor",
     "MachineWork",
-    "Outcome",
-    "Status",
 ]

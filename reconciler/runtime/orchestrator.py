@@ -32,12 +32,13 @@ from reconciler.engine.phases import (
 )
 from reconciler.engine.plan import Action, Kind, Plan, PlanOptions, machine_action_id
 from reconciler.manifests.model import Desired
-from reconciler.runtime.executor import Execution, Executor, Outcome, Status
+from reconciler.runtime.executor import Executor
 from reconciler.runtime.inventory import Inventory, state_dir
 from reconciler.runtime.loading import load_desired as load_desired
 from reconciler.runtime.loading import manifest_paths as manifest_paths
 from reconciler.runtime.machines import MachineLayer
 from reconciler.runtime.observe import observe
+from reconciler.runtime.outcomes import Execution, Outcome, Status
 
 EventSink = Callable[..., None]
 

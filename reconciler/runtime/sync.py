@@ -34,8 +34,8 @@ from reconciler.errors import InvalidInput, PodformError
 from reconciler.manifests.model import Desired
 from reconciler.manifests.units import format_seconds
 from reconciler.runtime.backends.git import GitRepo, Remote, check_ref
-from reconciler.runtime.executor import Status
 from reconciler.runtime.orchestrator import Reconciler, load_desired
+from reconciler.runtime.outcomes import Status
 
 MAX_BACKOFF_S = 300.0  # failures back off exponentially up to max(interval, this)
 
