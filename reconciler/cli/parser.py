@@ -60,6 +60,13 @@ def _files(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
+def _lock_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+        help="wait up to SECONDS for another podform pass on this stack to finish (default: 0)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="podform",
@@ -87,10 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="allow destroying and re-creating machines",
         )
-        p.add_argument(
-            "--lock-timeout", type=float, default=0.0, metavar="SECONDS",
-            help="wait up to SECONDS for another podform pass on this stack to finish (default: 0)",
-        )  # fmt: skip
+        _lock_timeout(p)
         p.add_argument(
             "--detailed-exitcode",
             action="store_true",
@@ -112,10 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--volumes", action="store_true", help="also delete named volumes (their data is lost)"
     )
     p.add_argument("--machines", action="store_true", help="also remove machines podform created")
-    p.add_argument(
-        "--lock-timeout", type=float, default=0.0, metavar="SECONDS",
-        help="wait up to SECONDS for another podform pass on this stack to finish (default: 0)",
-    )  # fmt: skip
+    _lock_timeout(p)
     p = sub.add_parser("watch", parents=g, help="apply on every file change and every interval")
     _files(p)
     p.add_argument("--interval", default="60s", help="reconcile at least this often (default 60s)")
