@@ -13,17 +13,17 @@ import json
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.cli.parser import build_parser
+from reconciler.cli.signals import EXIT_INTERRUPTED, StopOnSignals
 
 if TYPE_CHECKING:
     from reconciler.engine.plan import Plan
 
-EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAIL, EXIT_CHANGES = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,20 +48,23 @@ def _main(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except BrokenPipeError:
         return EXIT_FAIL
     except Exception as exc:
         return _report_error(exc, args)
 
 
+def _interrupted() -> int:
+    print("interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def _report_error(exc: BaseException, args: argparse.Namespace) -> int:
     from reconciler.errors import Interrupted, InvalidInput, PodformError
 
-    if isinstance(exc, Interrupted):
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    if isinstance(exc, Interrupted):  # Ctrl-C while a pass waited to retry
+        return _interrupted()
     if isinstance(exc, InvalidInput):
         if args.output == "json":
             print(
@@ -215,30 +218,12 @@ def _print_problems(problems: list[str]) -> None:
         print(f"warning: {p}", file=sys.stderr)
 
 
-class _Interrupts:
-    """First SIGINT/SIGTERM: finish running actions, save state. Second SIGINT: exit now."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def __enter__(self) -> _Interrupts:
-        self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in self._old:
-            signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        if self.event.is_set():
-            os._exit(EXIT_INTERRUPTED)
-        self.event.set()
-        print(
-            "\ninterrupt: finishing running actions and saving state (again to exit now)",
-            file=sys.stderr,
-        )
-
-    def __exit__(self, *exc: object) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
+def _interrupts() -> StopOnSignals:
+    """First SIGINT/SIGTERM: finish running actions, save state. Second: exit now."""
+    return StopOnSignals(
+        "\ninterrupt: finishing running actions and saving state (again to exit now)",
+        again=(signal.SIGINT, signal.SIGTERM),
+    )
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -254,7 +239,7 @@ def _apply(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             shown.append(plan)
 
-    with _Interrupts() as interrupts:
+    with _interrupts() as interrupts:
         sink = report.EventPrinter(sys.stderr, args.output == "text")
         rec = Reconciler(_settings(args), on_event=sink, stop_event=interrupts.event)
         try:
@@ -284,7 +269,7 @@ def _delete(args: argparse.Namespace) -> int:
     from reconciler.runtime.orchestrator import Reconciler
 
     desired = _load(args)
-    with _Interrupts() as interrupts:
+    with _interrupts() as interrupts:
         rec = Reconciler(
             _settings(args),
             on_event=report.EventPrinter(sys.stderr, False),

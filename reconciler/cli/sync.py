@@ -8,13 +8,11 @@ action, exit 0) and maps `--once` outcomes to exit codes (0 applied or nothing n
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler.cli.signals import StopOnSignals
 from reconciler.errors import PodformError
 
 if TYPE_CHECKING:
@@ -63,32 +61,25 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
     except (ValueError, PodformError) as exc:
         log.error("cannot sync", error=remote.scrub(str(exc)))
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            os._exit(130)  # a second Ctrl-C: the user does not want to wait
-        stop.set()  # only the Event: the handler must not take locks the loop may hold
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    rec = Reconciler(settings, on_event=report.EventPrinter(sys.stderr, False), stop_event=stop)
-    syncer = Syncer(source, rec, Path(state_dir(settings.state_dir)).resolve(), interval_s, log)
     fields = {"url": remote.url, "ref": source.ref, "path": source.path}
-    try:
-        with syncer.locked():
-            syncer.restore()
-            log.info("sync started", **fields, interval=args.interval, once=args.once)
-            if args.once:
-                syncer.once = True
-                outcome = syncer.run_pass()
-                return 0 if outcome in (Outcome.APPLIED, Outcome.NOTHING) else 1
-            syncer.run()
-    except PodformError as exc:
-        log.error("cannot sync", **fields, error=remote.scrub(str(exc)))
-        return 1
-    finally:
-        rec.close()
-        for s, h in old.items():
-            signal.signal(s, h)
+    with StopOnSignals() as signals:
+        rec = Reconciler(
+            settings, on_event=report.EventPrinter(sys.stderr, False), stop_event=signals.event
+        )
+        syncer = Syncer(source, rec, Path(state_dir(settings.state_dir)).resolve(), interval_s, log)
+        try:
+            with syncer.locked():
+                syncer.restore()
+                log.info("sync started", **fields, interval=args.interval, once=args.once)
+                if args.once:
+                    syncer.once = True
+                    outcome = syncer.run_pass()
+                    return 0 if outcome in (Outcome.APPLIED, Outcome.NOTHING) else 1
+                syncer.run()
+        except PodformError as exc:
+            log.error("cannot sync", **fields, error=remote.scrub(str(exc)))
+            return 1
+        finally:
+            rec.close()
     log.info("sync stopped", **fields, passes=syncer.passes)
     return 0

@@ -15,7 +15,6 @@ import hashlib
 import os
 import queue
 import random
-import signal
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from reconciler.cli.signals import StopOnSignals
 from reconciler.errors import InvalidInput, PodformError
 from reconciler.manifests.loader import MAX_BYTES, read_regular_file
 from reconciler.manifests.model import Desired
@@ -400,25 +400,19 @@ def run_watch(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         log.error("cannot watch", error=str(exc))
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            os._exit(130)  # a second Ctrl-C: the user does not want to wait
-        stop.set()  # only the Event: the handler must not take locks the loop may hold
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    rec = Reconciler(settings, on_event=report.EventPrinter(sys.stderr, False), stop_event=stop)
-    watcher = Watcher(
-        args.files, rec, interval_s, debounce_s, log, Path(state_dir(settings.state_dir)).resolve()
-    )
-    log.info("watch started", files=args.files, interval=args.interval, debounce=args.debounce)
-    try:
-        watcher.run()
-    finally:
-        watcher.close_watches()
-        rec.close()
-        for s, h in old.items():
-            signal.signal(s, h)
+    with StopOnSignals() as signals:
+        rec = Reconciler(
+            settings, on_event=report.EventPrinter(sys.stderr, False), stop_event=signals.event
+        )
+        watcher = Watcher(
+            args.files, rec, interval_s, debounce_s, log,
+            Path(state_dir(settings.state_dir)).resolve(),
+        )  # fmt: skip
+        log.info("watch started", files=args.files, interval=args.interval, debounce=args.debounce)
+        try:
+            watcher.run()
+        finally:
+            watcher.close_watches()
+            rec.close()
     log.info("watch stopped", passes=watcher.passes)
     return 0
