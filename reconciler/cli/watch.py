@@ -30,7 +30,6 @@ from reconciler.manifests.loader import MAX_BYTES, read_regular_file
 from reconciler.manifests.model import Desired
 from reconciler.manifests.units import format_seconds, seconds
 from reconciler.runtime.orchestrator import Reconciler, Settings, load_desired, manifest_paths
-from reconciler.runtime.outcomes import Status
 
 STABLE_TRIES = 10  # reads of a snapshot that keeps changing before the pass is deferred
 STEP_S = 0.05  # pause between the two reads of the stability check
@@ -277,7 +276,6 @@ class Watcher:
             self.log.exception("internal error during pass", trigger=trigger)
             return self._finish(trigger, start, False, "pass failed", error=repr(exc))
         self.passes += 1
-        ex = result.execution
         return self._finish(
             trigger,
             start,
@@ -286,15 +284,7 @@ class Watcher:
             pass_number=self.passes,
             revision=self.revision(snap),
             using_last_good=self.rejected is not None,
-            changed=bool(ex and ex.changed),
-            changes=[
-                f"{a.verb.value} {a.id}: {a.reason}" + "".join(f"; {c}" for c in a.changes)
-                for a in result.plan.pending()
-            ],
-            failed=sorted(k for k, o in ex.outcomes.items() if o.status is not Status.OK)
-            if ex
-            else [],
-            errors=[*result.plan.errors, *result.problems],
+            **result.log_fields(),
         )
 
     def _finish(self, trigger: str, start: float, ok: bool, event: str, **fields: Any) -> float:

@@ -143,6 +143,21 @@ class PassResult:
             return False
         return self.execution is None or not self.execution.failed
 
+    def log_fields(self) -> dict[str, Any]:
+        """What the pass changed and what failed, for watch's and sync's log lines."""
+        ex = self.execution
+        return {
+            "changed": bool(ex and ex.changed),
+            "changes": [
+                f"{a.verb.value} {a.id}: {a.reason}" + "".join(f"; {c}" for c in a.changes)
+                for a in self.plan.pending()
+            ],
+            "failed": sorted(k for k, o in ex.outcomes.items() if o.status is not Status.OK)
+            if ex
+            else [],
+            "errors": [*self.plan.errors, *self.problems],
+        }
+
 
 class Reconciler:
     """One stack's passes. Holds connections across passes (watch mode reuses them).

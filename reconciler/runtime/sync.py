@@ -35,7 +35,6 @@ from reconciler.manifests.model import Desired
 from reconciler.manifests.units import format_seconds
 from reconciler.runtime.backends.git import GitRepo, Remote, check_ref
 from reconciler.runtime.orchestrator import Reconciler, load_desired
-from reconciler.runtime.outcomes import Status
 
 MAX_BACKOFF_S = 300.0  # failures back off exponentially up to max(interval, this)
 
@@ -242,7 +241,6 @@ class Syncer:
             self._finish(start, False, "apply failed", sha=target.sha, error=repr(exc))
             return Outcome.FAILED
         self.passes += 1
-        ex = result.execution
         self._finish(
             start,
             result.ok,
@@ -252,15 +250,7 @@ class Syncer:
             new_revision=new,
             fetched=sha,
             using_last_good=sha != target.sha,
-            changed=bool(ex and ex.changed),
-            changes=[
-                f"{a.verb.value} {a.id}: {a.reason}" + "".join(f"; {c}" for c in a.changes)
-                for a in result.plan.pending()
-            ],
-            failed=sorted(k for k, o in ex.outcomes.items() if o.status is not Status.OK)
-            if ex
-            else [],
-            errors=[*result.plan.errors, *result.problems],
+            **result.log_fields(),
         )
         if not result.ok:
             return Outcome.FAILED
