@@ -12,7 +12,7 @@ import contextlib
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.observed import (
@@ -74,19 +74,23 @@ class PodmanApi:
         """A JSON GET: over the unix socket directly when we can, else through podman-py."""
         if self._socket is None:
             return self._json("get", resource, params=params or {})
-        try:
+        with self._over_socket(f"GET {resource}"):
             status, body = unix_http.get(self._socket, resource, params or {}, self.timeout)
-        except TimeoutError:
-            raise PodmanTimeout(
-                f"Podman at {self.url} did not answer GET {resource} in time"
-            ) from None
-        except OSError as exc:
-            raise TemporaryError(f"cannot reach Podman at {self.url}: {root_cause(exc)}") from None
         if status != 200:
             raise_for_status(status, unix_http.error_message(status, body))
         return json.loads(body) if body else None
 
     # --- transport ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _over_socket(self, request: str) -> Iterator[None]:
+        """Failures of the unix socket as podform's errors, both worth a retry."""
+        try:
+            yield
+        except TimeoutError:
+            raise PodmanTimeout(f"Podman at {self.url} did not answer {request} in time") from None
+        except OSError as exc:
+            raise TemporaryError(f"cannot reach Podman at {self.url}: {root_cause(exc)}") from None
+
     def _call(
         self,
         method: str,
@@ -240,7 +244,7 @@ class PodmanApi:
             )
             progress.done()
             return self._build_result(ref, resp.iter_content(chunk_size=None), on_line)
-        try:
+        with self._over_socket("POST /build"):
             conn, raw = unix_http.post_stream(
                 self._socket,
                 "/build",
@@ -250,12 +254,6 @@ class PodmanApi:
                 3600,
                 progress.sent,
             )
-        except TimeoutError:
-            raise TemporaryError(
-                f"Podman at {self.url} did not answer POST /build in time"
-            ) from None
-        except OSError as exc:
-            raise TemporaryError(f"cannot reach Podman at {self.url}: {root_cause(exc)}") from None
         try:
             progress.done()
             if raw.status != 200:
