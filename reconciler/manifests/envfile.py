@@ -6,11 +6,11 @@ podform (masked in plans, logs and the inventory), so messages name lines, never
 
 from __future__ import annotations
 
-import os
+import errno
 import re
-import stat
 from pathlib import Path
 
+from reconciler.manifests.sources import read_regular_file
 from reconciler.redact import register_secrets
 
 MAX_BYTES = 1024 * 1024
@@ -24,19 +24,13 @@ def read_env_file(path: Path) -> dict[str, str]:
     one pair of matching quotes around a value is removed (as compose does).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        raw = read_regular_file(path, MAX_BYTES + 1)
     except OSError as exc:
+        if exc.errno == errno.EINVAL:  # a FIFO, device or directory: refused before reading
+            raise ValueError(f"env file {path} is not a regular file") from None
         raise ValueError(f"env file {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"env file {path} is not a regular file")
-        if st.st_size > MAX_BYTES:
-            raise ValueError(f"env file {path} is larger than 1 MiB")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            raw = f.read(MAX_BYTES + 1)
-    finally:
-        os.close(fd)
+    if len(raw) > MAX_BYTES:
+        raise ValueError(f"env file {path} is larger than 1 MiB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -8,15 +8,16 @@ value, and a leaked plan or label cannot be brute-forced offline without that ke
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
 import secrets
-import stat
 from pathlib import Path
 
 from reconciler.errors import PodformError
 from reconciler.manifests.model import Desired
+from reconciler.manifests.sources import read_regular_file
 from reconciler.redact import register_secret
 
 MAX_BYTES = 512_000 - 1  # Podman's limit for secret data
@@ -46,19 +47,14 @@ def _read_value(file: str | None, env: str | None) -> bytes:
     assert file is not None
     path = Path(file)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        data = read_regular_file(path, MAX_BYTES + 1)
     except OSError as exc:
+        if exc.errno == errno.EINVAL:  # a FIFO, device or directory: refused before reading
+            raise SecretUnavailable(f"secret file {path} is not a regular file") from None
         raise SecretUnavailable(f"secret file {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SecretUnavailable(f"secret file {path} is not a regular file")
-        if st.st_size == 0 or st.st_size > MAX_BYTES:
-            raise SecretUnavailable(f"secret file {path} must hold 1 to {MAX_BYTES} bytes")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(MAX_BYTES + 1)
-    finally:
-        os.close(fd)
+    if not data or len(data) > MAX_BYTES:
+        raise SecretUnavailable(f"secret file {path} must hold 1 to {MAX_BYTES} bytes")
+    return data
 
 
 def digest(key: str, value: bytes) -> str:
