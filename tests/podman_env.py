@@ -75,6 +75,11 @@ def container_ids(stack: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
 
 
+def image_id(ref: str) -> str:
+    """The id of the image REF names (podman image inspect)."""
+    return podman_cli("image", "inspect", "--format", "{{.Id}}", ref).strip()
+
+
 def container_state(name: str) -> str:
     """Podman's state word for one container: running, exited, created, ..."""
     return podman_cli(

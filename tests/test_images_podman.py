@@ -15,11 +15,7 @@ from helpers import (
     workload,
     write_stack,
 )
-from podman_env import container_ids, container_state, podman_cli
-
-
-def image_id(ref: str) -> str:
-    return podman_cli("image", "inspect", "--format", "{{.Id}}", ref).strip()
+from podman_env import container_ids, container_state, image_id, podman_cli
 
 
 def test_unchanged_image_is_reused_and_ignored_files_do_not_count(
@@ -92,7 +88,7 @@ def test_previous_build_still_used_by_a_foreign_container_is_kept(
         done = run_podform("apply", "-f", str(d))
         ok(done)
         assert "kept: a container podform does not manage still uses it" in done.stdout
-        assert podman_cli("image", "inspect", "--format", "{{.Id}}", built).strip() == built
+        assert image_id(built) == built
     finally:
         podman_cli("rm", "--force", f"{stack_name}x-by-hand")
 

@@ -26,7 +26,7 @@ from helpers import (
     ok,
     write_gpu_stack,
 )
-from podman_env import container_ids, container_state, podman_cli
+from podman_env import container_ids, container_state, image_id, podman_cli
 
 READS_CLIENT = [["version", "--format", "json"], ["machine", "info", "--format", "json"]]
 
@@ -253,10 +253,6 @@ def test_missing_krunkit_is_reported_and_the_machine_still_recorded(
     ok(run_podform("delete", "-f", d, "--machines", "--podman", str(fake.path)))
     assert fake.changing_calls() == [["machine", "rm", "-f", "gpu"]]
     assert fake.machines() == {}
-
-
-def image_id(ref: str) -> str:
-    return podman_cli("image", "inspect", "--format", "{{.Id}}", ref).strip()
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -3,13 +3,13 @@ asks for the host's whole image list, whose cost grows with every image on the h
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import workload, write_stack
+from podman_env import image_id
 
 from reconciler.engine.observed import Recorded
 from reconciler.runtime.backends import unix_http
@@ -40,10 +40,7 @@ def test_observe_inspects_the_stacks_images_without_listing_the_host(
         workload("missing", "localhost/podform-never-built:latest"),
     )
     desired = load_desired([str(tmp_path)])
-    busybox_id = subprocess.run(
-        ["podman", "image", "inspect", "--format", "{{.Id}}", busybox_image],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    busybox_id = image_id(busybox_image)
     # An image the stack built once and no longer declares (prune looks it up by id).
     recorded = Recorded(images={"old": {"id": busybox_id, "connection": ""}})
     connections = Connections(Settings(url=podman_socket))
