@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.cli.signals import StopOnSignals
-from reconciler.errors import PodformError
 
 if TYPE_CHECKING:
     from reconciler.runtime.orchestrator import Settings
@@ -39,8 +37,11 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run_sync(args: argparse.Namespace, settings: Settings) -> int:
     """Fetch and apply now, then every interval until SIGINT/SIGTERM (or once with --once)."""
+    from pathlib import Path
+
     from reconciler.cli import log as logging_setup
     from reconciler.cli import report
+    from reconciler.errors import PodformError
     from reconciler.manifests.units import seconds
     from reconciler.redact import strip_url_credentials
     from reconciler.runtime.backends.git import Remote
