@@ -35,7 +35,6 @@ from reconciler.errors import PermanentError, PodformError, TemporaryError
 from reconciler.labels import LABEL_CONTENT_HASH, LABEL_SPEC_HASH, LABEL_STACK
 from reconciler.manifests.model import Workload
 from reconciler.runtime.backends.podman_api import BuildFailed
-from reconciler.runtime.buildcontext import context_tar
 from reconciler.runtime.outcomes import Event, Execution, Outcome, Status
 from reconciler.runtime.probes import first_failure
 from reconciler.runtime.retry import RetryPolicy, retrying
@@ -243,6 +242,8 @@ class Executor:
                     image_id=built.id,
                 )
             build = work.build
+            from reconciler.runtime.buildcontext import context_tar  # tarfile: only to build
+
             tar = context_tar(build)
             rel = build.containerfile.relative_to(build.context).as_posix()
             try:

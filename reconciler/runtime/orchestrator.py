@@ -100,6 +100,8 @@ def content_hashes(
     With cache_dir, file digests are kept in `<stack>.contexts.json` there (a stack name has
     no dot, so it never meets an inventory file): an unchanged file costs one lstat.
     """
+    if not any(image.build for image in desired.images.values()):
+        return {}, ()  # nothing to hash: no cache to open, no tarfile to import
     from reconciler.runtime.buildcontext import DigestCache, digest_context, large_context_hint
 
     cache = DigestCache(cache_dir / f"{desired.stack.name}.contexts.json" if cache_dir else None)
