@@ -30,8 +30,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        if getattr(args, "parallel", 1) < 1:  # the executor would quietly run 1 at a time
-            parser.error(f"argument --parallel: must be 1 or more, not {args.parallel}")
     except SystemExit as exc:
         # argparse exits 2 on a usage error, which is `plan`'s "changes pending" (and `apply
         # --detailed-exitcode`'s "changed"): a mistyped flag in CI would pass as a plan that ran.

@@ -60,6 +60,23 @@ def _files(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if n < 1:  # the executor would quietly run one at a time
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {n}")
+    return n
+
+
+def add_parallel(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--parallel", type=_at_least_one, default=4, metavar="N",
+        help="run up to N independent actions at once (default: 4)",
+    )  # fmt: skip
+
+
 def _lock_timeout(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lock-timeout", type=float, default=0.0, metavar="SECONDS",
@@ -104,10 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name == "apply":
             p.add_argument("--dry-run", action="store_true", help="plan only, change nothing")
-            p.add_argument(
-                "--parallel", type=int, default=4, metavar="N",
-                help="run up to N independent actions at once (default: 4)",
-            )  # fmt: skip
+            add_parallel(p)
     p = sub.add_parser("status", parents=g, help="state, health, GPU probe and drift per resource")
     _files(p)
     p = sub.add_parser("delete", parents=g, help="remove what the manifests declare")
@@ -124,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--debounce", default="500ms", help="quiet time after a file event (default 500ms)"
     )
     p.add_argument("--prune", action="store_true")
-    p.add_argument("--parallel", type=int, default=4, metavar="N")
+    add_parallel(p)
     from reconciler.cli.sync import add_parser as add_sync_parser
 
     add_sync_parser(sub, g)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """The `sync` subcommand's flags (imports nothing heavy: `--version` stays fast)."""
+    from reconciler.cli.parser import add_parallel
+
     p = sub.add_parser("sync", parents=parents, help="GitOps: apply each new revision of a repo")
     p.add_argument("--repo", required=True, metavar="URL", help="git URL (https, ssh, git, file)")
     p.add_argument("--ref", default="main", help="branch or tag to follow (default main)")
@@ -32,7 +34,7 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="apply only commits whose ssh signature verifies against this allowed-signers file",
     )
     p.add_argument("--prune", action="store_true", help="delete owned objects no longer declared")
-    p.add_argument("--parallel", type=int, default=4, metavar="N")
+    add_parallel(p)
 
 
 def run_sync(args: argparse.Namespace, settings: Settings) -> int:
