@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from reconciler.labels import LABEL_STACK
+
 # Podman's container states that mean "the process is up".
 RUNNING_STATES = frozenset({"running"})
 
@@ -83,6 +85,14 @@ class Observed:
     errors: dict[str, str] = field(
         default_factory=dict
     )  # connection key -> why it was not observed
+
+    def stack_image(self, conn: str, image_id: str | None, stack: str) -> ObservedImage | None:
+        """The image with this id on CONN if it carries STACK's labels: with an inventory
+        record of the id, the proof that podform built it for this stack (prune, delete)."""
+        for i in self.images.get(conn, []):
+            if image_id and i.id == image_id and i.labels.get(LABEL_STACK) == stack:
+                return i
+        return None
 
 
 class ProbeResult(StrEnum):

@@ -47,15 +47,8 @@ def plan_delete(desired: Desired, observed: Observed, recorded: Recorded, *, vol
                 )
     containers = tuple(a.id for a in actions)
     for image in desired.images.values():
-        rec = recorded.images.get(image.name)
-        found = next(
-            (
-                i
-                for i in observed.images.get(image.connection, [])
-                if rec and i.id == rec.get("id") and i.labels.get(LABEL_STACK) == stack
-            ),
-            None,
-        )
+        rec = recorded.images.get(image.name) or {}
+        found = observed.stack_image(image.connection, rec.get("id"), stack)
         if found is not None:
             actions.append(
                 Action(

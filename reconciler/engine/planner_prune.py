@@ -148,8 +148,8 @@ class Pruner:
             if a.kind is not Kind.IMAGE or a.operation is not Operation.BUILD:
                 continue
             old = (self.r.images.get(a.name) or {}).get("id")
-            img = next((i for i in self.o.images.get(a.connection, []) if i.id == old), None)
-            if img is None or img.labels.get(LABEL_STACK) != self.stack:
+            img = self.o.stack_image(a.connection, old, self.stack)
+            if img is None:
                 continue
             ref = a.work.ref if isinstance(a.work, ImageWork) else a.name
             self._add(
@@ -174,8 +174,8 @@ class Pruner:
             if name in declared:
                 continue
             conn = rec.get("connection", "")
-            img = next((i for i in self.o.images.get(conn, []) if i.id == rec.get("id")), None)
-            if img is None or img.labels.get(LABEL_STACK) != self.stack:
+            img = self.o.stack_image(conn, rec.get("id"), self.stack)
+            if img is None:
                 continue
             self._add(
                 Action(
