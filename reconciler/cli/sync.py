@@ -69,13 +69,13 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
         rec = Reconciler(
             settings, on_event=report.EventPrinter(sys.stderr, False), stop_event=signals.event
         )
-        syncer = Syncer(source, rec, Path(state_dir(settings.state_dir)).resolve(), interval_s, log)
+        state = Path(state_dir(settings.state_dir)).resolve()
+        syncer = Syncer(source, rec, state, interval_s, log, once=args.once)
         try:
             with syncer.locked():
                 syncer.restore()
                 log.info("sync started", **fields, interval=args.interval, once=args.once)
                 if args.once:
-                    syncer.once = True
                     outcome = syncer.run_pass()
                     return 0 if outcome in (Outcome.APPLIED, Outcome.NOTHING) else 1
                 syncer.run()

@@ -90,9 +90,10 @@ class Syncer:
         state_root: Path,
         interval_s: float,
         log: Any,
+        once: bool = False,
     ) -> None:
         self.source, self.rec, self.log = source, reconciler, log
-        self.once = False  # `--once`: no next fetch to announce
+        self.once = once  # `--once`: no next fetch to announce
         self.stop: threading.Event = reconciler.stop_event
         self.interval_s = interval_s
         self.dir = state_root / "sync" / source.key
