@@ -8,8 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import PodformRunner
-from helpers import app_stack, image_doc, image_ref, ok, write_stack
+from helpers import PodformRunner, app_stack, image_doc, image_ref, ok, write_stack
 from podman_env import podman_cli
 
 MiB = 1 << 20

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PodformRunner
-from helpers import ok, workload, write_stack
+from helpers import PodformRunner, ok, workload, write_stack
 from podman_env import container_ids, podform_subprocess, podman_cli
 
 from reconciler.engine.adoption import adopt
@@ -215,6 +214,16 @@ def test_adopt_records_only_podform_named_containers_of_a_valid_inventory() -> N
     assert adopt(Recorded(valid=False), observed, "s").containers == {}
 
 
+def forget_containers(state_dir: Path, stack: str, *names: str) -> list[dict[str, Any]]:
+    """Drop NAMES from the stack's inventory, as a pass killed before saving would have left
+    it; return their records."""
+    inventory = state_dir / f"{stack}.json"
+    doc = json.loads(inventory.read_text())
+    dropped = [doc["containers"].pop(name) for name in names]
+    inventory.write_text(json.dumps(doc))
+    return dropped
+
+
 def test_scale_down_removes_replicas_a_killed_pass_never_recorded(
     run_podform: PodformRunner,
     busybox_image: str,
@@ -226,11 +235,8 @@ def test_scale_down_removes_replicas_a_killed_pass_never_recorded(
     down; no "podform did not create it" warning for containers it did create."""
     d = write_stack(tmp_path / "m", stack_name, workload("web", busybox_image, replicas=3))
     ok(run_podform("apply", "-f", str(d)))
-    inventory = state_dir / f"{stack_name}.json"
-    doc = json.loads(inventory.read_text())
-    for n in (2, 3):  # as if the pass had been killed before recording them
-        del doc["containers"][f"{stack_name}-web-{n}"]
-    inventory.write_text(json.dumps(doc))
+    # as if the pass had been killed before recording them
+    forget_containers(state_dir, stack_name, f"{stack_name}-web-2", f"{stack_name}-web-3")
     write_stack(d, stack_name, workload("web", busybox_image, replicas=1))
     done = run_podform("apply", "-f", str(d))
     ok(done)
@@ -249,12 +255,9 @@ def test_a_no_op_pass_saves_what_it_adopted(
     pass even when that pass changes nothing (it used to be re-adopted every pass)."""
     d = write_stack(tmp_path / "m", stack_name, workload("web", busybox_image))
     ok(run_podform("apply", "-f", str(d)))
-    inventory = state_dir / f"{stack_name}.json"
-    doc = json.loads(inventory.read_text())
-    recorded = doc["containers"].pop(f"{stack_name}-web-1")
-    inventory.write_text(json.dumps(doc))
+    (recorded,) = forget_containers(state_dir, stack_name, f"{stack_name}-web-1")
     ok(run_podform("apply", "-f", str(d), "--detailed-exitcode"), 0)  # nothing to change
-    saved = json.loads(inventory.read_text())["containers"]
+    saved = json.loads((state_dir / f"{stack_name}.json").read_text())["containers"]
     assert saved[f"{stack_name}-web-1"]["id"] == recorded["id"]
 
 

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PodformRunner
-from helpers import ok, workload, write_stack
+from helpers import PodformRunner, ok, workload, write_stack
 from podman_env import podform_subprocess
 
 from reconciler import redact
